@@ -1,0 +1,32 @@
+"""The shipped perf suite: `pytest perf_tests`.
+
+Runs on the embedded model and dataset by default (no network); point it at any model or dataset
+with --llmperf-model / --llmperf-dataset. Floors are relative to batch size 1, so the suite holds
+on a laptop CPU and on a GPU alike. Tests run in file order within each model configuration.
+"""
+
+import pytest
+
+
+def test_throughput(llmperf, strategy, batch_size):
+    """Timed sweep over strategies x batch sizes, gated on the throughput floors."""
+    llmperf.benchmark(strategy, batch_size, check_outputs=False)
+
+
+def test_consistency(llmperf, strategy, batch_size):
+    """Batched outputs must match the batch-size-1 baseline (reuses the sweep's outputs)."""
+    llmperf.generate(strategy, batch_size)
+
+
+def test_best_batch_size_beats_bs1(llmperf, strategy):
+    """Batching must pay off: the fastest batch size above 1 beats bs=1 of the same strategy."""
+    results = llmperf.results(strategy)
+    bs1 = [r for r in results if r.batch_size == 1]
+    batched = [r for r in results if r.batch_size > 1]
+    if not bs1 or not batched:
+        pytest.skip(f"needs timed runs of {strategy} at bs=1 and at a larger batch size in this session")
+    best = max(batched, key=lambda r: r.samples_per_s)
+    assert best.speedup_vs_bs1 > 1.0, (
+        f"{strategy}: best batch size {best.batch_size} runs {best.samples_per_s:.2f} samples/s, "
+        f"not faster than bs=1 at {bs1[0].samples_per_s:.2f} samples/s"
+    )

@@ -1,0 +1,17 @@
+"""Built-in offline workload: a synthetic food-extraction dataset and a tiny Llama model.
+
+Deliberately lightweight: nothing heavy (torch, transformers, datasets) is imported here.
+The shipped files are produced by ``python -m pytest_llmperf.builtin.dataset`` and
+``python -m pytest_llmperf.builtin.train``; ``python -m pytest_llmperf.builtin.verify``
+checks batch-invariance and quality of the model.
+"""
+
+from pathlib import Path
+
+FILES = Path(__file__).parent / "files"
+MODEL_DIR = FILES / "model"
+DATASET_FILE = FILES / "foodextract_synth.jsonl"
+PROMPT_COLUMN = "sequence"
+REFERENCE_COLUMN = "label_condensed"
+MODEL_NAME = "llmperf-tiny-foodextract"  # display name
+DATASET_NAME = "llmperf-foodextract-synth"

@@ -1,0 +1,84 @@
+"""Output consistency: a run's generations against the batch-size-1 baseline and the reference column.
+
+Similarity is difflib's ``SequenceMatcher`` ratio over whitespace-split words, as the FoodExtract
+tutorial computes it; exact match compares generated token ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+from statistics import fmean
+from typing import Sequence
+
+from .strategies.base import Generations
+
+
+def similarity(a: str, b: str) -> float:
+    a_words, b_words = a.split(), b.split()
+    if not a_words and not b_words:
+        return 1.0
+    return SequenceMatcher(None, a_words, b_words).ratio()
+
+
+@dataclass(frozen=True)
+class SampleDiff:
+    index: int
+    exact: bool
+    similarity: float
+    diverges_at: int | None  # first generated-token position where the ids differ
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """A run compared sample by sample to the bs=1 baseline."""
+
+    samples: tuple[SampleDiff, ...]
+    length_matches: int  # samples whose generated length equals the baseline's
+
+    @property
+    def exact_match(self) -> float:
+        return sum(sample.exact for sample in self.samples) / len(self.samples)
+
+    @property
+    def similarity(self) -> float:
+        return fmean(sample.similarity for sample in self.samples)
+
+    def worst(self, count: int = 3) -> list[SampleDiff]:
+        differing = [sample for sample in self.samples if not sample.exact]
+        return sorted(differing, key=lambda sample: (sample.similarity, sample.index))[:count]
+
+
+def compare(candidate: Generations, baseline: Generations) -> Consistency:
+    if candidate.num_samples != baseline.num_samples:
+        raise ValueError(f"{candidate.num_samples} outputs compared with a baseline of {baseline.num_samples}")
+    samples, length_matches = [], 0
+    for index, (got, want) in enumerate(zip(candidate.samples, baseline.samples)):
+        exact = got.token_ids == want.token_ids
+        diverges_at = None if exact else _first_difference(got.token_ids, want.token_ids)
+        samples.append(SampleDiff(index, exact, 1.0 if exact else similarity(got.text, want.text), diverges_at))
+        length_matches += len(got.token_ids) == len(want.token_ids)
+    return Consistency(tuple(samples), length_matches)
+
+
+@dataclass(frozen=True)
+class ReferenceScore:
+    similarity: float  # mean word-level similarity to the reference column
+    exact_match: float  # share of outputs equal to the reference (whitespace-normalised)
+
+
+def score_against_references(generations: Generations, references: Sequence[str] | None) -> ReferenceScore | None:
+    if references is None:
+        return None
+    pairs = list(zip((sample.text for sample in generations.samples), references))
+    return ReferenceScore(
+        similarity=fmean(similarity(text, ref) for text, ref in pairs),
+        exact_match=sum(text.split() == ref.split() for text, ref in pairs) / len(pairs),
+    )
+
+
+def _first_difference(a: Sequence[int], b: Sequence[int]) -> int:
+    for position, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return position
+    return min(len(a), len(b))

@@ -1,0 +1,146 @@
+"""Frozen configuration objects, built once from the pytest config and refined per test by a marker.
+
+Each object knows its identity: ``ModelSpec`` (what gets loaded) and ``WorkloadSpec`` (what gets
+generated) are hashable cache keys, and their ``id`` is the readable piece of a test id.
+Nothing here imports torch, transformers or datasets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+from .options import AXES, OPTIONS_BY_DEST, THRESHOLDS
+
+COMPILE_IDS = {"none": "nocompile"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One loadable model configuration: the model cache key."""
+
+    model: str
+    device: str  # as requested: auto, cpu, cuda, cuda:N
+    dtype: str
+    attn_implementation: str
+    compile_mode: str
+
+    @property
+    def id(self) -> str:
+        compile_id = COMPILE_IDS.get(self.compile_mode, f"compile-{self.compile_mode}")
+        return f"{self.attn_implementation}-{compile_id}-{self.dtype}"
+
+    @property
+    def hash(self) -> str:
+        return _digest(asdict(self))
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """The prompts one round generates for, and how."""
+
+    dataset: str
+    split: str
+    prompt_column: str
+    reference_column: str | None
+    num_samples: int | None  # None: the whole split
+    max_new_tokens: int
+
+    @property
+    def hash(self) -> str:
+        return _digest(asdict(self))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Gate thresholds; ``None`` switches a gate off."""
+
+    min_tokens_per_s: float | None = None
+    min_samples_per_s: float | None = None
+    min_speedup: float | None = None
+    min_exact_match: float | None = None
+    min_similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class Axes:
+    """The values tests are parametrized over."""
+
+    dtypes: tuple[str, ...]
+    attn_implementations: tuple[str, ...]
+    compile_modes: tuple[str, ...]
+    batch_sizes: tuple[int, ...]
+    strategies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the options say, validated. Built once in ``pytest_configure``."""
+
+    model: str
+    device: str
+    workload: WorkloadSpec
+    axes: Axes
+    warmup: int
+    rounds: int
+    default_thresholds: Thresholds  # built-in defaults: a marker beats these
+    explicit_thresholds: dict  # set on CLI or in ini: these beat a marker
+
+    @classmethod
+    def from_options(cls, values: dict, explicit: dict) -> "Settings":
+        return cls(
+            model=values["model"],
+            device=values["device"],
+            workload=WorkloadSpec(
+                dataset=values["dataset"],
+                split=values["split"],
+                prompt_column=values["prompt_column"],
+                reference_column=values["reference_column"],
+                num_samples=values["num_samples"],
+                max_new_tokens=values["max_new_tokens"],
+            ),
+            axes=Axes(**{marker_key: values[dest] for dest, marker_key in AXES.items()}),
+            warmup=values["warmup"],
+            rounds=values["rounds"],
+            default_thresholds=Thresholds(**{name: values[name] for name in THRESHOLDS if name not in explicit}),
+            explicit_thresholds={name: explicit[name] for name in THRESHOLDS if name in explicit},
+        )
+
+    def for_test(self, marker_kwargs: dict[str, Any]) -> "TestSettings":
+        """Apply a test's ``@pytest.mark.llmperf(...)`` keywords. Unknown keywords are rejected."""
+        axes_fields = {f.name for f in fields(Axes)}
+        valid = sorted(axes_fields | set(THRESHOLDS))
+        unknown = sorted(set(marker_kwargs) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"unknown llmperf marker keyword(s) {', '.join(unknown)}; valid keywords: {', '.join(valid)}"
+            )
+        axes_dest = {marker_key: dest for dest, marker_key in AXES.items()}
+        axes, thresholds = {}, {}
+        for key, raw in marker_kwargs.items():
+            option = OPTIONS_BY_DEST[axes_dest.get(key, key)]
+            try:
+                value = option.parse(raw)
+            except ValueError as exc:
+                raise ValueError(f"llmperf marker {key}={raw!r}: {exc}") from None
+            (axes if key in axes_fields else thresholds)[key] = value
+        # Thresholds: CLI > ini > marker > built-in default.
+        merged = {**asdict(self.default_thresholds), **thresholds, **self.explicit_thresholds}
+        return TestSettings(axes=replace(self.axes, **axes), thresholds=Thresholds(**merged))
+
+    def model_spec(self, dtype: str, attn_implementation: str, compile_mode: str) -> ModelSpec:
+        return ModelSpec(self.model, self.device, dtype, attn_implementation, compile_mode)
+
+
+@dataclass(frozen=True)
+class TestSettings:
+    """The axes and thresholds in force for one test function, after its marker."""
+
+    axes: Axes
+    thresholds: Thresholds
+
+
+def _digest(data: dict) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,113 @@
+"""The ``llmperf`` fixture object: what a perf test calls.
+
+    def test_throughput(llmperf, strategy, batch_size):
+        llmperf.benchmark(strategy, batch_size)     # timed; gated on floors and on drift from bs=1
+
+    def test_consistency(llmperf, strategy, batch_size):
+        llmperf.generate(strategy, batch_size)      # untimed (reuses this session's outputs); drift gates
+
+Each call records a ``GateReport`` (and its failure text) on the test item; the plugin's makereport hook turns a failed
+gate into a failed test with a readable message.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import runner
+from .config import ModelSpec, TestSettings
+from .gates import check
+from .loading import LoadError
+from .results import RunResult
+from .session import PerfSession
+from .workload import WorkloadError
+
+GATE_REPORTS = pytest.StashKey[list]()
+
+
+class LLMPerf:
+    def __init__(self, request, benchmark, session: PerfSession, settings: TestSettings, spec: ModelSpec):
+        self._request = request
+        self._benchmark = benchmark
+        self._session = session
+        self.settings = settings
+        self.spec = spec
+
+    # -- what the test runs against -------------------------------------------------------------
+    @property
+    def target(self):
+        """The loaded model (``.model``, ``.tokenizer``, ``.device``...), loaded once per configuration."""
+        try:
+            return self._session.target(self.spec)
+        except LoadError as exc:
+            message = str(exc)
+        pytest.fail(message, pytrace=False)  # outside `except`: one line, no chained traceback
+
+    @property
+    def workload(self):
+        target = self.target
+        try:
+            return self._session.workload(target)
+        except WorkloadError as exc:
+            message = str(exc)
+        pytest.fail(message, pytrace=False)
+
+    # -- the two calls ------------------------------------------------------------------------------
+    def benchmark(self, strategy: str | None = None, batch_size: int | None = None, *,
+                  check_outputs: bool = True) -> RunResult:
+        """Warmup + measured rounds through pytest-benchmark; gates: throughput floors and (unless
+        ``check_outputs=False``) output consistency against bs=1."""
+        result = self._run(strategy, batch_size, self._benchmark)
+        self._benchmark.group = f"{self.spec.model} {self.spec.id}"
+        self._benchmark.extra_info.update(result.extra_info())
+        self._gate(result, outputs=check_outputs, throughput=True)
+        return result
+
+    def generate(self, strategy: str | None = None, batch_size: int | None = None) -> RunResult:
+        """Outputs at this strategy and batch size, gated on consistency with bs=1. Reuses the
+        outputs a benchmark produced earlier in this session; otherwise runs once, untimed."""
+        strategy, batch_size = self._resolve(strategy, batch_size)
+        workload = self.workload
+        result = self._session.find(self.spec, workload.spec, strategy, batch_size)
+        if result is None:
+            result = self._run(strategy, batch_size, None)
+        self._gate(result, outputs=True, throughput=False)
+        return result
+
+    def results(self, strategy: str | None = None) -> list[RunResult]:
+        """Timed results of this configuration recorded so far in this session (latest per batch size)."""
+        latest = {}
+        for result in self._session.results:
+            if result.spec == self.spec and result.timing and strategy in (None, result.strategy):
+                latest[(result.strategy, result.batch_size)] = result
+        return sorted(latest.values(), key=lambda r: (r.strategy, r.batch_size))
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _resolve(self, strategy, batch_size) -> tuple[str, int]:
+        params = getattr(self._request.node, "callspec", None)
+        params = params.params if params else {}
+        strategy = strategy if strategy is not None else params.get("strategy")
+        batch_size = batch_size if batch_size is not None else params.get("batch_size")
+        if strategy is None or batch_size is None:
+            raise TypeError("llmperf needs a strategy and a batch size: request the `strategy` and `batch_size` "
+                            "fixtures or pass them explicitly")
+        return strategy, int(batch_size)
+
+    def _run(self, strategy, batch_size, benchmark) -> RunResult:
+        strategy, batch_size = self._resolve(strategy, batch_size)
+        target, workload = self.target, self.workload
+        try:
+            return runner.run(self._session, target, workload, strategy, batch_size, benchmark)
+        except runner.Unsupported as exc:
+            reason = str(exc)
+        pytest.skip(reason)
+
+    def _gate(self, result: RunResult, *, outputs: bool, throughput: bool) -> None:
+        """Check the gates now; the makereport hook fails the test after its call if any failed."""
+        report = check(result, self.settings.thresholds, outputs=outputs, throughput=throughput)
+        text = None
+        if not report.passed:
+            workload = self.workload
+            baseline = runner.baseline(self._session, self.target, workload)
+            text = report.failure_text(baseline, workload.prompts, self.target.tokenizer)
+        self._request.node.stash.setdefault(GATE_REPORTS, []).append((report, text))

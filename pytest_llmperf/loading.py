@@ -1,0 +1,184 @@
+"""Model loading: one ``ModelSpec`` -> one ``LoadedModel`` (model + tokenizer on the device).
+
+Everything heavy is imported inside functions. ``unsupported_reason`` decides, before anything is
+loaded, whether a combination can run on this machine at all (the test is then skipped with that
+reason); ``load`` raises ``LoadError`` with a one-line message for bad input (unknown model).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import builtin
+from .config import ModelSpec
+from .options import BUILTIN
+
+WARMUP_PROMPT = "Hello"
+
+
+class LoadError(Exception):
+    """A one-line reason the model cannot be loaded."""
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: Any
+    tokenizer: Any
+    device: str  # resolved: cpu, cuda:0, ...
+    dtype: str  # resolved, e.g. float32
+    load_time_s: float
+    compile_time_s: float | None = None
+    eos_token_ids: frozenset = field(default_factory=frozenset)
+
+    def sync(self) -> None:
+        """Wait for queued device work, so a clock read measures finished work."""
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    def compile_config(self):
+        """transformers' ``CompileConfig`` for the requested mode, or None for ``none``."""
+        if self.spec.compile_mode == "none":
+            return None
+        from transformers import CompileConfig
+
+        config = CompileConfig(mode=self.spec.compile_mode)
+        if not self.device.startswith("cuda"):
+            config._compile_all_devices = True  # transformers only auto-compiles on accelerators otherwise
+        return config
+
+    def generation_config(self, max_new_tokens: int):
+        """Greedy decoding from the model's own generation config, with EOS and padding set."""
+        config = copy.deepcopy(self.model.generation_config)
+        config.update(
+            do_sample=False, num_beams=1, temperature=None, top_p=None, top_k=None, min_p=None,
+            max_new_tokens=max_new_tokens, max_length=None, min_new_tokens=None, min_length=0,
+            pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(self.eos_token_ids),
+        )
+        compile_config = self.compile_config()
+        if compile_config is None:
+            config.disable_compile = True  # no silent auto-compile (e.g. a checkpoint's static/hybrid cache)
+        else:
+            config.cache_implementation = "static"  # transformers compiles decoding for compileable caches
+            config.compile_config = compile_config
+        return config
+
+    def close(self) -> None:
+        import gc
+
+        self.model = self.tokenizer = None
+        gc.collect()
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        return "cuda:0"
+    return requested
+
+
+def unsupported_reason(spec: ModelSpec) -> str | None:
+    """Why this combination cannot run on this machine, or None. Checked before loading."""
+    import torch
+
+    if spec.device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            return f"device {spec.device} requested but CUDA is not available on this machine"
+        index = int(spec.device.split(":")[1]) if ":" in spec.device else 0
+        if index >= torch.cuda.device_count():
+            return f"device {spec.device} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+    on_cuda = resolve_device(spec.device).startswith("cuda")
+    if spec.attn_implementation == "flash_attention_2":
+        if not on_cuda:
+            return "flash_attention_2 needs a CUDA device"
+        if importlib.util.find_spec("flash_attn") is None:
+            return "flash_attention_2 needs the flash-attn package, which is not installed"
+        if spec.dtype not in ("bfloat16", "float16"):
+            return f"flash_attention_2 runs only in bfloat16/float16, not {spec.dtype}"
+    if spec.attn_implementation == "flex_attention" and not on_cuda:
+        return "flex_attention on CPU fails inside torch inductor's C++ compile; run it on CUDA"
+    if spec.dtype == "bfloat16" and on_cuda and not torch.cuda.is_bf16_supported():
+        return "bfloat16 is not supported by this GPU"
+    return None
+
+
+def model_source(model: str) -> str:
+    return str(builtin.MODEL_DIR) if model == BUILTIN else model
+
+
+def load(spec: ModelSpec) -> LoadedModel:
+    """Load tokenizer and model, move to the device, and trigger compilation outside measured time."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = model_source(spec.model)
+    device = resolve_device(spec.device)
+    start = time.perf_counter()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype="auto" if spec.dtype == "auto" else getattr(torch, spec.dtype),
+            attn_implementation=spec.attn_implementation,
+        )
+    except Exception as exc:  # OSError for unknown ids/offline, ValueError for unsupported attention...
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LoadError(f"cannot load model {spec.model!r}: {message}") from None
+    model.to(device).eval()
+    _prepare_tokenizer(tokenizer)
+    loaded = LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        dtype=str(model.dtype).removeprefix("torch."),
+        load_time_s=0.0,
+        eos_token_ids=_eos_ids(model, tokenizer),
+    )
+    loaded.sync()
+    loaded.load_time_s = time.perf_counter() - start
+    if spec.compile_mode != "none":
+        loaded.compile_time_s = _trigger_compile(loaded)
+    return loaded
+
+
+def _prepare_tokenizer(tokenizer) -> None:
+    """Decoder-only batching needs left padding and a pad token."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
+    if tokenizer.pad_token is None:
+        raise LoadError("tokenizer has no pad, eos or unk token to pad with")
+
+
+def _eos_ids(model, tokenizer) -> frozenset:
+    configured = model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, (list, tuple)) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return frozenset(int(i) for i in ids)
+
+
+def _trigger_compile(loaded: LoadedModel) -> float:
+    """One short greedy generation so torch.compile's first compilation happens here, not in a timed round."""
+    import torch
+
+    start = time.perf_counter()
+    inputs = loaded.tokenizer([WARMUP_PROMPT], return_tensors="pt").to(loaded.device)
+    with torch.no_grad():
+        loaded.model.generate(**inputs, generation_config=loaded.generation_config(max_new_tokens=4))
+    loaded.sync()
+    return time.perf_counter() - start

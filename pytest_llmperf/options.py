@@ -1,0 +1,210 @@
+"""The option table: every ``--llmperf-*`` flag, its ini key, its parser and its default.
+
+One row per option drives ``pytest_addoption`` (flag + ini key) and the start-up validation
+(``read_options``), so a new option is one new row. Parsers raise ``ValueError`` with a
+one-line message that lists the valid values; ``plugin.py`` turns that into a usage error
+(exit code 4). Nothing here imports torch, transformers or datasets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+BUILTIN = "builtin"
+
+DEVICES_HELP = "auto, cpu, cuda, cuda:N"
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+
+def split_list(value: Any) -> list[str]:
+    """``"1,4, 16"`` / ``"1 4 16"`` / ``[1, 4]`` -> ``["1", "4", "16"]``."""
+    if isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        items = str(value).replace(",", " ").split()
+    return [item.strip() for item in items if item.strip()]
+
+
+def parse_choices(choices: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Callable[[Any], tuple[str, ...]]:
+    def parse(value: Any) -> tuple[str, ...]:
+        valid = choices() if callable(choices) else choices
+        items = split_list(value)
+        if not items:
+            raise ValueError(f"needs at least one value; valid values: {', '.join(valid)}")
+        bad = [item for item in items if item not in valid]
+        if bad:
+            raise ValueError(f"invalid value {', '.join(map(repr, bad))}; valid values: {', '.join(valid)}")
+        return tuple(dict.fromkeys(items))  # de-duplicated, order kept
+
+    return parse
+
+
+def parse_batch_sizes(value: Any) -> tuple[int, ...]:
+    items = split_list(value)
+    sizes = []
+    for item in items:
+        try:
+            size = int(item)
+        except ValueError:
+            size = 0
+        if size < 1 or str(size) != item.lstrip("+"):
+            raise ValueError(f"invalid batch size {item!r}; batch sizes are positive integers, e.g. 1,4,16")
+        sizes.append(size)
+    if not sizes:
+        raise ValueError("needs at least one batch size, e.g. 1,4,16")
+    return tuple(sorted(set(sizes)))  # ascending, so bs=1 (the speedup reference) runs first
+
+
+def parse_int(minimum: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"invalid value {value!r}; expected an integer >= {minimum}") from None
+        if number < minimum:
+            raise ValueError(f"invalid value {value!r}; expected an integer >= {minimum}")
+        return number
+
+    return parse
+
+
+def parse_num_samples(value: Any) -> int | None:
+    """A positive count, or ``all`` / ``0`` for the whole split."""
+    if str(value).strip().lower() in ("all", "0"):
+        return None
+    return parse_int(1)(value)
+
+
+def parse_fraction_or_rate(upper: float | None) -> Callable[[Any], float | None]:
+    def parse(value: Any) -> float | None:
+        text = str(value).strip().lower()
+        if text in ("", "none", "off"):
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError(f"invalid value {value!r}; expected a number") from None
+        if math.isnan(number) or number < 0 or (upper is not None and number > upper):
+            bound = f"between 0 and {upper:g}" if upper is not None else ">= 0"
+            raise ValueError(f"invalid value {value!r}; expected a number {bound}")
+        return number
+
+    return parse
+
+
+def parse_device(value: Any) -> str:
+    text = str(value).strip()
+    if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+        return text
+    raise ValueError(f"invalid device {text!r}; valid values: {DEVICES_HELP}")
+
+
+def parse_text(value: Any) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def parse_optional_text(value: Any) -> str | None:
+    text = str(value).strip()
+    return None if text.lower() in ("", "none") else text
+
+
+def registered_strategy_names() -> tuple[str, ...]:
+    from .strategies import registry  # light: no torch at import
+
+    return tuple(registry.names())
+
+
+@dataclass(frozen=True)
+class Option:
+    dest: str  # attribute name, also the marker keyword where the option can be set per test
+    default: Any  # raw default, run through `parse` like any user value (None: unset)
+    parse: Callable[[Any], Any]
+    help: str
+    metavar: str = "VALUE"
+
+    @property
+    def flag(self) -> str:
+        return "--llmperf-" + self.dest.replace("_", "-")
+
+    @property
+    def ini(self) -> str:
+        return "llmperf_" + self.dest
+
+
+# Options shaping the workload and the model. Axes (lists that parametrize tests) are marked below.
+OPTIONS: tuple[Option, ...] = (
+    Option("model", BUILTIN, parse_text, "hub id or local model directory; 'builtin' is the embedded tiny model", "ID"),
+    Option("dataset", BUILTIN, parse_text,
+           "hub id or local .json/.jsonl/.csv/.parquet file; 'builtin' is the embedded FoodExtract-style set", "ID"),
+    Option("prompt_column", "sequence", parse_text, "dataset column holding the prompt text", "NAME"),
+    Option("reference_column", None, parse_optional_text,
+           "dataset column holding reference outputs (default: the built-in set's own; none otherwise)", "NAME"),
+    Option("split", "test", parse_text,
+           "split to run; a dataset with only 'train' is split 80/20 with seed 42 into train/test", "NAME"),
+    Option("num_samples", "48", parse_num_samples, "prompts per round from the split ('all' for every row)", "N"),
+    Option("device", "auto", parse_device, f"device: {DEVICES_HELP}", "DEVICE"),
+    Option("dtype", "float32", parse_choices(DTYPES), f"list of dtypes: {', '.join(DTYPES)}", "LIST"),
+    Option("attn", "sdpa", parse_choices(ATTN_IMPLEMENTATIONS),
+           f"list of attention implementations: {', '.join(ATTN_IMPLEMENTATIONS)}", "LIST"),
+    Option("compile", "none", parse_choices(COMPILE_MODES), f"list of torch.compile modes: {', '.join(COMPILE_MODES)}",
+           "LIST"),
+    Option("batch_sizes", "1,4,16", parse_batch_sizes, "list of positive batch sizes", "LIST"),
+    Option("strategies", "manual,pipeline,keydataset,continuous", parse_choices(registered_strategy_names),
+           "list of batching strategies: manual, pipeline, keydataset, continuous, or a registered one", "LIST"),
+    Option("max_new_tokens", "32", parse_int(1), "greedy generation length limit per prompt", "N"),
+    Option("warmup", "1", parse_int(0), "untimed warmup rounds before the measured ones", "N"),
+    Option("rounds", "3", parse_int(1), "measured rounds (one round = the whole workload)", "N"),
+    # Gates. Unset means the gate is off, except the output gates, which default to strict.
+    Option("min_tokens_per_s", None, parse_fraction_or_rate(None), "fail below this many generated tokens/s", "RATE"),
+    Option("min_samples_per_s", None, parse_fraction_or_rate(None), "fail below this many samples/s", "RATE"),
+    Option("min_speedup", None, parse_fraction_or_rate(None),
+           "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session)", "X"),
+    Option("min_exact_match", "0.95", parse_fraction_or_rate(1.0),
+           "fail when fewer than this fraction of samples equal the bs=1 token ids (0..1)", "FRACTION"),
+    Option("min_similarity", "0.95", parse_fraction_or_rate(1.0),
+           "fail when the mean word-level similarity to bs=1 is below this (0..1)", "FRACTION"),
+)
+
+OPTIONS_BY_DEST = {option.dest: option for option in OPTIONS}
+
+# Names the user writes in ini/CLI for the list-valued axes, and the marker keywords for them.
+AXES = {  # option dest -> marker keyword
+    "dtype": "dtypes",
+    "attn": "attn_implementations",
+    "compile": "compile_modes",
+    "batch_sizes": "batch_sizes",
+    "strategies": "strategies",
+}
+THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup", "min_exact_match", "min_similarity")
+
+
+def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -> tuple[dict, dict]:
+    """Parse every option: CLI beats ini beats default.
+
+    Returns ``(values, explicit)``: all parsed values, and the subset the user set on the CLI
+    or in ini (thresholds need to know that: explicit ones beat a test's marker).
+    Raises ``ValueError("--llmperf-x: ...")`` on the first bad value.
+    """
+    values, explicit = {}, {}
+    for option in OPTIONS:
+        raw, source = get_cli(option.dest), option.flag
+        if raw is None:
+            raw, source = get_ini(option.ini), option.ini
+        is_explicit = raw not in (None, "", [])
+        if not is_explicit:
+            raw, source = option.default, f"{option.flag} default"
+        try:
+            value = None if raw is None else option.parse(raw)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+        values[option.dest] = value
+        if is_explicit:
+            explicit[option.dest] = value
+    return values, explicit

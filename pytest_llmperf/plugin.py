@@ -1,0 +1,145 @@
+"""pytest-llmperf's pytest plugin: options, hooks and fixtures only.
+
+The work lives in modules named for what they do: options -> config -> loading -> workload ->
+strategies -> measure -> compare/gates -> report. Loading this module imports nothing heavy:
+torch, transformers and datasets are imported only when a perf test runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .config import Settings
+from .marks import MARKER, MARKER_HELP, marker_kwargs
+from .options import COMPILE_MODES, OPTIONS, read_options
+
+SETTINGS = pytest.StashKey[Settings]()
+SESSION = pytest.StashKey[object]()
+
+# Fixture name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
+# then strategy, then batch size, so ids read like [sdpa-nocompile-float32-pipeline-bs16].
+MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
+RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
+AXIS_IDS = {
+    "compile_mode": lambda mode: "nocompile" if mode == "none" else f"compile-{mode}",
+    "batch_size": lambda size: f"bs{size}",
+}
+assert set(COMPILE_MODES) >= {"none"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("llmperf", "LLM inference performance (pytest-llmperf)")
+    for option in OPTIONS:
+        default = "off" if option.default is None else option.default
+        group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, metavar=option.metavar,
+                        help=f"{option.help} [default: {default}; ini: {option.ini}]")
+        parser.addini(option.ini, help=option.help, default=None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    try:
+        values, explicit = read_options(lambda dest: config.getoption(f"llmperf_{dest}"), config.getini)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS] = Settings.from_options(values, explicit)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        session.close()
+
+
+def _perf_session(config: pytest.Config):
+    if SESSION not in config.stash:
+        from .session import PerfSession
+
+        config.stash[SESSION] = PerfSession(config.stash[SETTINGS])
+    return config.stash[SESSION]
+
+
+def _test_settings(config: pytest.Config, node):
+    try:
+        return config.stash[SETTINGS].for_test(marker_kwargs(node) or {})
+    except ValueError as exc:
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize perf tests (those using ``llmperf`` or marked ``llmperf``) over the configured axes."""
+    if "llmperf" not in metafunc.fixturenames and marker_kwargs(metafunc.definition) is None:
+        return
+    axes = _test_settings(metafunc.config, metafunc.definition).axes
+    for axes_group, scope in ((MODEL_AXES, "session"), (RUN_AXES, "function")):
+        for name, field in axes_group.items():
+            if name in metafunc.fixturenames:
+                values = getattr(axes, field)
+                make_id = AXIS_IDS.get(name, str)
+                metafunc.parametrize(name, values, ids=[make_id(v) for v in values], scope=scope)
+
+
+def _unparametrized(field: str):
+    def fixture(request: pytest.FixtureRequest):
+        """The first configured value (tests using ``llmperf`` are parametrized over all of them)."""
+        return getattr(_test_settings(request.config, request.node).axes, field)[0]
+
+    return fixture
+
+
+attn_implementation = pytest.fixture(_unparametrized("attn_implementations"), name="attn_implementation")
+compile_mode = pytest.fixture(_unparametrized("compile_modes"), name="compile_mode")
+dtype = pytest.fixture(_unparametrized("dtypes"), name="dtype")
+strategy = pytest.fixture(_unparametrized("strategies"), name="strategy")
+batch_size = pytest.fixture(_unparametrized("batch_sizes"), name="batch_size")
+
+
+@pytest.fixture
+def llmperf(request: pytest.FixtureRequest, benchmark, attn_implementation, compile_mode, dtype):
+    """Runs strategies against the model configuration of this test; see ``pytest_llmperf.fixture.LLMPerf``."""
+    from .fixture import LLMPerf
+    from .loading import unsupported_reason
+
+    settings = request.config.stash[SETTINGS]
+    spec = settings.model_spec(dtype, attn_implementation, compile_mode)
+    reason = unsupported_reason(spec)
+    if reason:
+        pytest.skip(reason)
+    return LLMPerf(request, benchmark, _perf_session(request.config), _test_settings(request.config, request.node),
+                   spec)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # `llmperf` requests pytest-benchmark's fixture (so --benchmark-only/--benchmark-skip see perf
+    # tests), but outputs-only tests never time anything: that is not worth a warning.
+    for item in items:
+        if "llmperf" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.filterwarnings("ignore:Benchmark fixture was not used at all"))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Turn a passed test call into a failure when one of its llmperf gates failed."""
+    report = yield
+    if call.when == "call":
+        from .fixture import GATE_REPORTS
+
+        gate_reports = item.stash.get(GATE_REPORTS, [])
+        for gate_report, _ in gate_reports:
+            report.sections.append(("llmperf", "\n".join(gate.line() for gate in gate_report.gates) or "no gates"))
+        failures = [text for _, text in gate_reports if text]
+        if failures and report.passed:
+            report.outcome = "failed"
+            report.longrepr = "\n\n".join(failures)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is None or not session.results:
+        return
+    from .report import render
+
+    terminalreporter.write_sep("=", "llmperf results")
+    terminalreporter.write_line(render(session.results))

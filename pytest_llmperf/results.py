@@ -1,0 +1,92 @@
+"""``RunResult``: everything measured for one (configuration, strategy, batch size), and the
+``extra_info`` it puts into pytest-benchmark's JSON. Every number here is derived from a
+measurement (``Timing``) or from the generations themselves; nothing is estimated."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .compare import Consistency, ReferenceScore
+from .config import ModelSpec, WorkloadSpec
+from .measure import Timing
+from .strategies.base import Generations
+
+SECONDS_PER_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class RunResult:
+    spec: ModelSpec
+    workload: WorkloadSpec
+    strategy: str
+    batch_size: int
+    device: str  # resolved
+    dtype: str  # resolved
+    attn_implementation: str  # what the model actually runs
+    load_time_s: float
+    compile_time_s: float | None
+    generations: Generations
+    timing: Timing | None  # None when --benchmark-disable (ran once, untimed)
+    consistency: Consistency  # against the bs=1 baseline of the same configuration
+    reference: ReferenceScore | None
+    bs1: "RunResult | None" = None  # the timed bs=1 run of the same strategy, for the speedup
+
+    @property
+    def num_samples(self) -> int:
+        return self.generations.num_samples
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        return self.timing.tokens_per_s if self.timing else None
+
+    @property
+    def samples_per_s(self) -> float | None:
+        return self.num_samples / self.timing.median_s if self.timing else None
+
+    @property
+    def speedup_vs_bs1(self) -> float | None:
+        if self.batch_size == 1 and self.timing:
+            return 1.0
+        if self.timing and self.bs1 and self.bs1.timing:
+            return self.samples_per_s / self.bs1.samples_per_s
+        return None
+
+    @property
+    def label(self) -> str:
+        return f"{self.strategy} bs={self.batch_size} [{self.spec.id}]"
+
+    def extra_info(self) -> dict:
+        """The documented ``benchmark.extra_info`` contract, plus a few traceability extras."""
+        consistency, reference = self.consistency, self.reference
+        info = {
+            "model": self.spec.model,
+            "strategy": self.strategy,
+            "batch_size": self.batch_size,
+            "attn_implementation": self.attn_implementation,
+            "compile_mode": self.spec.compile_mode,
+            "dtype": self.dtype,
+            "device": self.device,
+            "num_samples": self.num_samples,
+            "generated_tokens": self.generations.generated_tokens,
+            "tokens_per_s": self.tokens_per_s,
+            "samples_per_s": self.samples_per_s,
+            "speedup_vs_bs1": self.speedup_vs_bs1,
+            "similarity_to_bs1": consistency.similarity,
+            "exact_match_to_bs1": consistency.exact_match,
+            "similarity_to_reference": reference.similarity if reference else None,
+            "load_time_s": self.load_time_s,
+        }
+        info.update({
+            "dataset": self.workload.dataset,
+            "split": self.workload.split,
+            "max_new_tokens": self.workload.max_new_tokens,
+            "length_match_to_bs1": consistency.length_matches / self.num_samples,
+            "exact_match_to_reference": reference.exact_match if reference else None,
+            "compile_time_s": self.compile_time_s,
+            "round_s": list(self.timing.round_s) if self.timing else None,
+            "tokens_per_round": list(self.timing.tokens_per_round) if self.timing else None,
+            "warmup_rounds": self.timing.warmup if self.timing else None,
+            "config_hash": self.spec.hash,
+            "workload_hash": self.workload.hash,
+        })
+        return info

@@ -1,0 +1,71 @@
+"""Executes one (loaded model, workload, strategy, batch size): set up the strategy, run the
+rounds (timed through pytest-benchmark, or once untimed), compare with the bs=1 baseline and
+record the ``RunResult`` in the session."""
+
+from __future__ import annotations
+
+from .compare import compare, score_against_references
+from .loading import LoadedModel
+from .measure import timed_rounds
+from .results import RunResult
+from .session import PerfSession
+from .strategies import registry
+from .strategies.base import Generations, RunContext
+from .workload import Workload
+
+BASELINE_STRATEGY, BASELINE_BATCH_SIZE = "manual", 1
+
+
+class Unsupported(Exception):
+    """The strategy cannot run on this loaded model; the message is the skip reason."""
+
+
+def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int,
+        benchmark=None) -> RunResult:
+    """Timed through ``benchmark`` when given, else one untimed round."""
+    strategy = registry.create(strategy_name)
+    reason = strategy.unsupported_reason(target)
+    if reason:
+        raise Unsupported(reason)
+    ctx = RunContext(target, workload, batch_size, target.generation_config(workload.spec.max_new_tokens))
+    strategy.setup(ctx)
+    try:
+        if benchmark is None:
+            generations, timing = strategy.generate(ctx), None
+            target.sync()
+        else:
+            generations, timing = timed_rounds(benchmark, lambda: strategy.generate(ctx), target.sync,
+                                               session.settings.warmup, session.settings.rounds)
+    finally:
+        strategy.teardown(ctx)
+    if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
+        session.set_baseline(target, workload, generations)
+    result = RunResult(
+        spec=target.spec,
+        workload=workload.spec,
+        strategy=strategy_name,
+        batch_size=batch_size,
+        device=target.device,
+        dtype=target.dtype,
+        attn_implementation=target.model.config._attn_implementation,
+        load_time_s=target.load_time_s,
+        compile_time_s=target.compile_time_s,
+        generations=generations,
+        timing=timing,
+        consistency=compare(generations, baseline(session, target, workload)),
+        reference=score_against_references(generations, workload.references),
+        bs1=session.find(target.spec, workload.spec, strategy_name, 1, timed=True) if batch_size > 1 else None,
+    )
+    session.record(result)
+    return result
+
+
+def baseline(session: PerfSession, target: LoadedModel, workload: Workload) -> Generations:
+    """The bs=1 outputs of this configuration: plain ``generate``, one prompt at a time, computed once."""
+    generations = session.baseline(target, workload)
+    if generations is None:
+        strategy = registry.create(BASELINE_STRATEGY)
+        ctx = RunContext(target, workload, BASELINE_BATCH_SIZE, target.generation_config(workload.spec.max_new_tokens))
+        generations = strategy.generate(ctx)
+        session.set_baseline(target, workload, generations)
+    return generations

@@ -1,0 +1,1 @@
+"""Batching strategies: one file each, one interface (``base.Strategy``)."""

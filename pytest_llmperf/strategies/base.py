@@ -1,0 +1,112 @@
+"""The one interface every batching strategy implements, and the one result type they return.
+
+A strategy turns the workload's chat-formatted prompt texts into generated token ids at a given
+batch size. ``generate`` is one timed round over the whole workload; ``setup``/``teardown`` run
+once per test outside the timed region. Tokenizing the prompts and decoding the answers are part
+of the round for every strategy, so they are compared like for like.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..loading import LoadedModel
+    from ..workload import Workload
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sample's output: generated ids up to and including the first EOS (no prompt, no padding)."""
+
+    token_ids: tuple[int, ...]
+    text: str
+
+
+@dataclass(frozen=True)
+class Generations:
+    """What one round produced, in workload order."""
+
+    samples: tuple[Generation, ...]
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(len(sample.token_ids) for sample in self.samples)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.samples)
+
+
+@dataclass
+class RunContext:
+    """What a strategy gets to work with for one test."""
+
+    target: "LoadedModel"
+    workload: "Workload"
+    batch_size: int
+    generation_config: Any  # transformers.GenerationConfig: greedy, max_new_tokens, eos/pad set
+    state: dict = field(default_factory=dict)  # scratch space between setup, rounds and teardown
+
+    @property
+    def model(self):
+        return self.target.model
+
+    @property
+    def tokenizer(self):
+        return self.target.tokenizer
+
+    def batches(self) -> list[list[str]]:
+        texts = list(self.workload.texts)
+        return [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+
+    def finish(self, generated: Sequence[Sequence[int]]) -> Generations:
+        """Cut each sample's new ids after the first EOS (dropping post-EOS padding) and decode."""
+        eos = self.target.eos_token_ids
+        samples = []
+        for ids in generated:
+            ids = [int(token) for token in ids]
+            end = next((i + 1 for i, token in enumerate(ids) if token in eos), len(ids))
+            kept = tuple(ids[:end])
+            samples.append(Generation(kept, self.tokenizer.decode(kept, skip_special_tokens=True)))
+        if len(samples) != len(self.workload.texts):
+            raise RuntimeError(f"strategy returned {len(samples)} outputs for {len(self.workload.texts)} prompts")
+        return Generations(tuple(samples))
+
+
+class Strategy:
+    """Subclass this and decorate with ``@register_strategy("name")`` to add a strategy."""
+
+    name: str = ""
+
+    def unsupported_reason(self, target: "LoadedModel") -> str | None:
+        """Why this strategy cannot run on this loaded model (the test is skipped), or None."""
+        return None
+
+    def setup(self, ctx: RunContext) -> None:
+        """Untimed preparation, once per test (build a pipeline, a manager...)."""
+
+    def generate(self, ctx: RunContext) -> Generations:
+        """One timed round: every prompt of the workload at ``ctx.batch_size``."""
+        raise NotImplementedError
+
+    def teardown(self, ctx: RunContext) -> None:
+        """Untimed clean-up, once per test, also after a failure."""
+
+
+def generated_part(sequence: Sequence[int], prompt_ids: Sequence[int], pad_token_id: int | None) -> list[int]:
+    """The new tokens of a left-padded ``[pad.. prompt.. new..]`` sequence.
+
+    Pipelines hand back whole sequences, padding included; the padding length is found as the
+    position where the known prompt ids start after nothing but pad tokens.
+    """
+    sequence, prompt_ids = list(sequence), list(prompt_ids)
+    start = 0
+    while True:
+        if sequence[start : start + len(prompt_ids)] == prompt_ids:
+            return sequence[start + len(prompt_ids) :]
+        if start < len(sequence) and sequence[start] == pad_token_id:
+            start += 1
+            continue
+        raise RuntimeError("could not locate the prompt inside the generated sequence")

@@ -1,0 +1,19 @@
+"""``manual``: slice the prompts into batches and call ``model.generate`` on each, padded on the left."""
+
+from __future__ import annotations
+
+from .base import Generations, RunContext, Strategy
+
+
+class ManualStrategy(Strategy):
+    name = "manual"
+
+    def generate(self, ctx: RunContext) -> Generations:
+        generated = []
+        for texts in ctx.batches():
+            inputs = ctx.tokenizer(
+                texts, padding=True, add_special_tokens=ctx.workload.add_special_tokens, return_tensors="pt"
+            ).to(ctx.target.device)
+            sequences = ctx.model.generate(**inputs, generation_config=ctx.generation_config)
+            generated.extend(sequences[:, inputs["input_ids"].shape[1] :].tolist())
+        return ctx.finish(generated)

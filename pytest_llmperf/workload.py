@@ -1,0 +1,123 @@
+"""The workload: which prompts a round generates for, formatted the way the model expects.
+
+Rows come from the built-in data file, a local .json/.jsonl/.csv/.parquet file or a hub dataset,
+all through ``datasets.load_dataset``. A dataset that only has a ``train`` split is split 80/20
+with seed 42 (as the FoodExtract tutorial does) and the configured split is taken from that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import builtin
+from .config import WorkloadSpec
+from .options import BUILTIN
+
+FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+SPLIT_SEED, TEST_SIZE = 42, 0.2
+
+
+class WorkloadError(Exception):
+    """A one-line reason the dataset cannot be used (unknown id, missing split or column)."""
+
+
+@dataclass(frozen=True)
+class Rows:
+    """The selected rows of the dataset, before any tokenizer is involved."""
+
+    prompts: tuple[str, ...]
+    references: tuple[str, ...] | None
+    reference_column: str | None
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Rows formatted for one tokenizer: what every strategy generates for."""
+
+    spec: WorkloadSpec
+    rows: Rows
+    texts: tuple[str, ...]  # model input text; chat-template formatted when the tokenizer has one
+    input_ids: tuple[tuple[int, ...], ...]  # the prompt ids those texts tokenize to (unpadded)
+    add_special_tokens: bool  # False when the chat template already carries BOS and friends
+    dataset: Any  # datasets.Dataset with a "text" column, for KeyDataset streaming
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        return self.rows.prompts
+
+    @property
+    def references(self) -> tuple[str, ...] | None:
+        return self.rows.references
+
+
+def load_rows(spec: WorkloadSpec) -> Rows:
+    split = _load_split(spec)
+    columns = split.column_names
+    if spec.prompt_column not in columns:
+        raise WorkloadError(
+            f"dataset {spec.dataset!r} has no prompt column {spec.prompt_column!r} (columns: {', '.join(columns)}); "
+            "set --llmperf-prompt-column"
+        )
+    reference_column = spec.reference_column
+    if reference_column is None and spec.dataset == BUILTIN:
+        reference_column = builtin.REFERENCE_COLUMN
+    if reference_column is not None and reference_column not in columns:
+        raise WorkloadError(
+            f"dataset {spec.dataset!r} has no reference column {reference_column!r} (columns: {', '.join(columns)}); "
+            "set --llmperf-reference-column or leave it unset"
+        )
+    if spec.num_samples is not None:
+        split = split.select(range(min(spec.num_samples, len(split))))
+    if len(split) == 0:
+        raise WorkloadError(f"dataset {spec.dataset!r} split {spec.split!r} has no rows")
+    prompts = tuple(str(value) for value in split[spec.prompt_column])
+    references = tuple(str(value) for value in split[reference_column]) if reference_column else None
+    return Rows(prompts, references, reference_column)
+
+
+def format_workload(spec: WorkloadSpec, rows: Rows, tokenizer) -> Workload:
+    """Apply the chat template (``add_generation_prompt=True``) when there is one, else use raw prompts."""
+    from datasets import Dataset
+
+    if getattr(tokenizer, "chat_template", None):
+        texts = tuple(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+            for prompt in rows.prompts
+        )
+        add_special_tokens = False
+    else:
+        texts, add_special_tokens = rows.prompts, True
+    input_ids = tuple(tuple(ids) for ids in tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"])
+    return Workload(spec, rows, texts, input_ids, add_special_tokens, Dataset.from_dict({"text": list(texts)}))
+
+
+def _load_split(spec: WorkloadSpec):
+    from datasets import load_dataset
+
+    source = spec.dataset
+    try:
+        if source == BUILTIN:
+            splits = load_dataset("json", data_files=str(builtin.DATASET_FILE))
+        elif Path(source).is_file():
+            suffix = Path(source).suffix.lower()
+            if suffix not in FILE_BUILDERS:
+                raise WorkloadError(
+                    f"dataset file {source!r} has an unsupported type {suffix!r}; use one of {', '.join(FILE_BUILDERS)}"
+                )
+            splits = load_dataset(FILE_BUILDERS[suffix], data_files=source)
+        else:
+            splits = load_dataset(source)
+    except WorkloadError:
+        raise
+    except Exception as exc:  # datasets raises many types for "not found" / "offline"
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkloadError(f"cannot load dataset {source!r}: {message}") from None
+    if spec.split in splits:
+        return splits[spec.split]
+    if list(splits) == ["train"] and spec.split in ("train", "test"):
+        return splits["train"].train_test_split(test_size=TEST_SIZE, seed=SPLIT_SEED)[spec.split]
+    raise WorkloadError(f"dataset {source!r} has no split {spec.split!r} (splits: {', '.join(splits)})")

@@ -1,0 +1,66 @@
+"""Shared set-up for the plugin's own tests: each test writes a small perf suite and runs it with
+pytester, the way a user runs `pytest`, on the real embedded tiny model (no mocks, no network)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# Small and quick: 8 prompts, short answers, one measured round.
+FAST = ("--llmperf-num-samples=8", "--llmperf-max-new-tokens=16", "--llmperf-warmup=0", "--llmperf-rounds=1",
+        "-p", "no:cacheprovider", "-p", "no:randomly")
+
+SUITE = '''
+def test_throughput(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+'''
+
+RIGHT_PADDING_CONFTEST = '''
+from pytest_llmperf import register_strategy
+from pytest_llmperf.strategies.manual import ManualStrategy
+
+
+@register_strategy("rightpad")
+class RightPadding(ManualStrategy):
+    """The classic batched-generation bug: padding a decoder-only model on the right."""
+
+    def generate(self, ctx):
+        ctx.tokenizer.padding_side = "right"
+        try:
+            return super().generate(ctx)
+        finally:
+            ctx.tokenizer.padding_side = "left"
+'''
+
+
+@pytest.fixture(autouse=True)
+def keep_libraries_loaded_between_inline_runs(monkeypatch):
+    """pytester's in-process runs restore ``sys.modules`` afterwards, deleting every module first
+    imported during the run. transformers' lazy modules do not survive that (the next run fails
+    with "Could not import module 'LlamaConfig'"), so only the test's own modules are dropped."""
+    from _pytest import pytester as pytester_module
+
+    original_init = pytester_module.SysModulesSnapshot.__init__
+
+    def init(self, preserve=None):
+        def keep(name):
+            return not (name.startswith("test_") or name == "conftest") or bool(preserve and preserve(name))
+
+        original_init(self, preserve=keep)
+
+    monkeypatch.setattr(pytester_module.SysModulesSnapshot, "__init__", init)
+
+
+@pytest.fixture
+def run_suite(pytester):
+    """Write `suite` (default: one benchmarked test) and run pytest on it with the fast flags."""
+
+    def run(*args, suite=SUITE, conftest=None, **kwargs):
+        if conftest is not None:
+            pytester.makeconftest(conftest)
+        pytester.makepyfile(test_perf=suite)
+        return pytester.runpytest(*FAST, *args, **kwargs)
+
+    return run

@@ -1,0 +1,59 @@
+"""Gates: throughput floors and output consistency turn a passing run into a failing test,
+with a message that names the measured value against the required one."""
+
+from conftest import RIGHT_PADDING_CONFTEST
+
+
+def test_impossible_token_floor_fails_every_timed_test(run_suite):
+    result = run_suite("--llmperf-strategies", "manual", "--llmperf-batch-sizes", "1,4",
+                       "--llmperf-min-tokens-per-s", "1e12")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*llmperf gate failed: manual bs=1*", "*tokens/s: * < required 1e+12*"])
+
+
+def test_impossible_speedup_fails_batched_tests_only(run_suite):
+    result = run_suite("--llmperf-strategies", "manual", "--llmperf-batch-sizes", "1,4",
+                       "--llmperf-min-speedup", "1000")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*speedup vs bs=1: * < required 1000*", "FAILED*manual-bs4*"])
+
+
+def test_speedup_floor_without_a_bs1_run_says_what_is_missing(run_suite):
+    result = run_suite("--llmperf-strategies", "manual", "--llmperf-batch-sizes", "4", "--llmperf-min-speedup", "1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*speedup vs bs=1: not measured < required 1 (no timed bs=1 run of manual*"])
+
+
+def test_right_padding_fails_the_consistency_gate_while_real_strategies_pass(run_suite):
+    result = run_suite("--llmperf-strategies", "manual,pipeline,rightpad", "--llmperf-batch-sizes", "1,4",
+                       conftest=RIGHT_PADDING_CONFTEST)
+    result.assert_outcomes(passed=5, failed=1)
+    result.stdout.fnmatch_lines([
+        "*llmperf gate failed: rightpad bs=4*",
+        "*exact match to bs=1: * < required 0.95 (*/8 samples identical)*",
+        "*worst samples (bs=4 rightpad vs the bs=1 baseline):*",
+        "*first diverges at generated token *(bs=1) vs *(bs=4)*",
+        "*prompt: *",
+        "*bs=1: *",
+        "*bs=4: *",
+    ])
+
+
+def test_cli_threshold_beats_marker_which_beats_default(run_suite):
+    suite = '''
+import pytest
+
+@pytest.mark.llmperf(min_tokens_per_s=1e12)
+def test_marked(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+'''
+    args = ("--llmperf-strategies", "manual", "--llmperf-batch-sizes", "1")
+    run_suite(*args, suite=suite).assert_outcomes(failed=1)
+    run_suite(*args, "--llmperf-min-tokens-per-s", "0", suite=suite).assert_outcomes(passed=1)
+
+
+def test_output_gates_can_be_turned_off(run_suite):
+    result = run_suite("--llmperf-strategies", "rightpad", "--llmperf-batch-sizes", "4",
+                       "--llmperf-min-exact-match", "off", "--llmperf-min-similarity", "0",
+                       conftest=RIGHT_PADDING_CONFTEST)
+    result.assert_outcomes(passed=1)

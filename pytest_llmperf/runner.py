@@ -4,6 +4,8 @@ record the ``RunResult`` in the session."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from .compare import compare, score_against_references
 from .loading import LoadedModel
 from .measure import timed_rounds
@@ -23,21 +25,12 @@ class Unsupported(Exception):
 def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int,
         benchmark=None) -> RunResult:
     """Timed through ``benchmark`` when given, else one untimed round."""
-    strategy = registry.create(strategy_name)
-    reason = strategy.unsupported_reason(target)
-    if reason:
-        raise Unsupported(reason)
-    ctx = RunContext(target, workload, batch_size, target.generation_config(workload.spec.max_new_tokens))
-    strategy.setup(ctx)
-    try:
-        if benchmark is None:
-            generations, timing = strategy.generate(ctx), None
-            target.sync()
-        else:
-            generations, timing = timed_rounds(benchmark, lambda: strategy.generate(ctx), target.sync,
-                                               session.settings.warmup, session.settings.rounds)
-    finally:
-        strategy.teardown(ctx)
+    if benchmark is None:
+        generations, timing = generate_once(target, workload, strategy_name, batch_size), None
+    else:
+        with prepared(target, workload, strategy_name, batch_size) as one_round:
+            generations, timing = timed_rounds(benchmark, one_round, target.sync, session.settings.warmup,
+                                               session.settings.rounds)
     if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
         session.set_baseline(target, workload, generations)
     result = RunResult(
@@ -64,8 +57,29 @@ def baseline(session: PerfSession, target: LoadedModel, workload: Workload) -> G
     """The bs=1 outputs of this configuration: plain ``generate``, one prompt at a time, computed once."""
     generations = session.baseline(target, workload)
     if generations is None:
-        strategy = registry.create(BASELINE_STRATEGY)
-        ctx = RunContext(target, workload, BASELINE_BATCH_SIZE, target.generation_config(workload.spec.max_new_tokens))
-        generations = strategy.generate(ctx)
+        generations = generate_once(target, workload, BASELINE_STRATEGY, BASELINE_BATCH_SIZE)
         session.set_baseline(target, workload, generations)
+    return generations
+
+
+@contextmanager
+def prepared(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int):
+    """Set the strategy up (untimed), yield its one-round function, tear it down (also on failure)."""
+    strategy = registry.create(strategy_name)
+    reason = strategy.unsupported_reason(target)
+    if reason:
+        raise Unsupported(reason)
+    ctx = RunContext(target, workload, batch_size, target.generation_config(workload.spec.max_new_tokens))
+    strategy.setup(ctx)
+    try:
+        yield lambda: strategy.generate(ctx)
+    finally:
+        strategy.teardown(ctx)
+
+
+def generate_once(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int) -> Generations:
+    """One untimed round of a strategy over the workload."""
+    with prepared(target, workload, strategy_name, batch_size) as one_round:
+        generations = one_round()
+    target.sync()
     return generations

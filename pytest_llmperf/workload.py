@@ -53,7 +53,7 @@ class Workload:
 
 
 def load_rows(spec: WorkloadSpec) -> Rows:
-    split = _load_split(spec)
+    split = load_split(spec.dataset, spec.split)
     columns = split.column_names
     if spec.prompt_column not in columns:
         raise WorkloadError(
@@ -95,10 +95,11 @@ def format_workload(spec: WorkloadSpec, rows: Rows, tokenizer) -> Workload:
     return Workload(spec, rows, texts, input_ids, add_special_tokens, Dataset.from_dict({"text": list(texts)}))
 
 
-def _load_split(spec: WorkloadSpec):
+def load_split(source: str, split: str):
+    """One ``datasets.Dataset`` split of a built-in, local or hub dataset (80/20 seed-42 split of a
+    train-only dataset for ``train``/``test``)."""
     from datasets import load_dataset
 
-    source = spec.dataset
     try:
         if source == BUILTIN:
             splits = load_dataset("json", data_files=str(builtin.DATASET_FILE))
@@ -116,8 +117,8 @@ def _load_split(spec: WorkloadSpec):
     except Exception as exc:  # datasets raises many types for "not found" / "offline"
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WorkloadError(f"cannot load dataset {source!r}: {message}") from None
-    if spec.split in splits:
-        return splits[spec.split]
-    if list(splits) == ["train"] and spec.split in ("train", "test"):
-        return splits["train"].train_test_split(test_size=TEST_SIZE, seed=SPLIT_SEED)[spec.split]
-    raise WorkloadError(f"dataset {source!r} has no split {spec.split!r} (splits: {', '.join(splits)})")
+    if list(splits) == ["train"] and split in ("train", "test"):
+        return splits["train"].train_test_split(test_size=TEST_SIZE, seed=SPLIT_SEED)[split]
+    if split in splits:
+        return splits[split]
+    raise WorkloadError(f"dataset {source!r} has no split {split!r} (splits: {', '.join(splits)})")

@@ -1,33 +1,28 @@
-"""Checks for the built-in offline workload (dataset + tiny model) shipped in the package."""
+"""The embedded offline workload: a reproducible dataset and a tiny model that loads like a hub
+model, really extracts the food items, and gives the same greedy outputs batched and unbatched."""
 
 import json
-import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import pytest
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from transformers import PreTrainedTokenizerFast  # noqa: E402
+from pytest_llmperf import builtin
+from pytest_llmperf.builtin import dataset
+from pytest_llmperf.builtin.verify import TEST_SPLIT
+from pytest_llmperf.compare import compare
+from pytest_llmperf.config import ModelSpec
+from pytest_llmperf.loading import load
+from pytest_llmperf.options import BUILTIN
+from pytest_llmperf.runner import generate_once
+from pytest_llmperf.workload import format_workload, load_rows, load_split
 
-from pytest_llmperf import builtin  # noqa: E402
-from pytest_llmperf.builtin import dataset  # noqa: E402
-from pytest_llmperf.builtin.train import load_splits, prompt_ids  # noqa: E402
-from pytest_llmperf.builtin.verify import generate_ids, load  # noqa: E402
-
-# Test-split rows (by index) that the shipped model extracts exactly: "none",
-# food-only, drink-only, two-item and food+drink rows.
+# Test-split rows (by index) that the shipped model extracts exactly: "none", food-only,
+# drink-only, two-item and food+drink rows. Re-pick them if the model is ever retrained.
 EXACT_ROWS = [2, 3, 5, 7, 8, 14, 15]
 
 
 @pytest.fixture(scope="module")
-def splits():
-    return load_splits()
-
-
-@pytest.fixture(scope="module")
-def model_and_tokenizer():
-    torch.set_num_threads(2)
-    return load("sdpa")
+def target():
+    return load(ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none"))
 
 
 def test_generator_reproduces_shipped_file():
@@ -43,32 +38,38 @@ def test_dataset_rows():
     assert 0.1 < sum(r[builtin.REFERENCE_COLUMN] == "none" for r in rows) / len(rows) < 0.3
 
 
-def test_split_sizes(splits):
-    assert (len(splits["train"]), len(splits["test"])) == (800, 200)
+def test_split_is_80_20_with_seed_42():
+    from datasets import load_dataset
+
+    train, test = load_split(BUILTIN, "train"), load_split(BUILTIN, "test")
+    assert (len(train), len(test)) == (800, 200)
+    expected = load_dataset("json", data_files=str(builtin.DATASET_FILE), split="train").train_test_split(
+        test_size=0.2, seed=42)
+    assert test["sequence"] == expected["test"]["sequence"] and train["sequence"] == expected["train"]["sequence"]
 
 
-def test_model_and_tokenizer(model_and_tokenizer):
-    model, tokenizer = model_and_tokenizer
+def test_model_and_tokenizer_load_like_a_hub_model(target):
+    import torch
+    from transformers import PreTrainedTokenizerFast
+
+    model, tokenizer = target.model, target.tokenizer
     assert isinstance(tokenizer, PreTrainedTokenizerFast)
     assert sum(p.numel() for p in model.parameters()) < 10_000_000
     assert model.dtype == torch.float32
-    assert tokenizer.chat_template
+    assert tokenizer.chat_template and tokenizer.padding_side == "left"
     assert tokenizer.pad_token is not None and tokenizer.pad_token_id != tokenizer.eos_token_id
-    assert tokenizer.padding_side == "left"
     assert model.generation_config.eos_token_id == tokenizer.eos_token_id
-    assert model.generation_config.pad_token_id == tokenizer.pad_token_id
     prompt = tokenizer.apply_chat_template(
         [{"role": "user", "content": "A bowl of soup."}], add_generation_prompt=True, tokenize=False
     )
     assert prompt.startswith(tokenizer.bos_token) and prompt.endswith("<|assistant|>\n")
 
 
-def test_generation_matches_reference_and_is_batch_invariant(splits, model_and_tokenizer):
-    model, tokenizer = model_and_tokenizer
-    test = splits["test"]
-    prompts = [prompt_ids(tokenizer, seq) for seq in test[builtin.PROMPT_COLUMN]]
-    references = list(test[builtin.REFERENCE_COLUMN])
-    single = generate_ids(model, tokenizer, prompts[:16], 1)
-    texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in single]
-    assert [texts[i] for i in EXACT_ROWS] == [references[i] for i in EXACT_ROWS]
-    assert generate_ids(model, tokenizer, prompts[:16], 8) == single
+def test_model_extracts_the_reference_and_is_batch_invariant(target):
+    workload = format_workload(TEST_SPLIT, load_rows(TEST_SPLIT), target.tokenizer)
+    first16 = format_workload(TEST_SPLIT, type(workload.rows)(workload.prompts[:16], workload.references[:16],
+                                                              workload.rows.reference_column), target.tokenizer)
+    single = generate_once(target, first16, "manual", 1)
+    texts = [sample.text.strip() for sample in single.samples]
+    assert [texts[i] for i in EXACT_ROWS] == [first16.references[i] for i in EXACT_ROWS]
+    assert compare(generate_once(target, first16, "manual", 8), single).exact_match == 1.0

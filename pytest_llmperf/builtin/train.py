@@ -15,7 +15,7 @@ import shutil
 import time
 
 import torch
-from datasets import Dataset, load_dataset
+from datasets import Dataset
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
     GenerationConfig,
@@ -25,7 +25,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from pytest_llmperf.builtin import DATASET_FILE, MODEL_DIR, PROMPT_COLUMN, REFERENCE_COLUMN
+from pytest_llmperf.builtin import MODEL_DIR, PROMPT_COLUMN, REFERENCE_COLUMN
+from pytest_llmperf.options import BUILTIN
+from pytest_llmperf.workload import load_split
 
 SEED = 0
 NUM_THREADS = 2
@@ -47,12 +49,6 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
-
-
-def load_splits():
-    """The split used everywhere: 800 train / 200 test rows."""
-    dataset = load_dataset("json", data_files=str(DATASET_FILE), split="train")
-    return dataset.train_test_split(test_size=0.2, seed=42)
 
 
 def prompt_ids(tokenizer: PreTrainedTokenizerBase, sequence: str) -> list[int]:
@@ -150,7 +146,7 @@ def train() -> None:
     torch.set_num_threads(NUM_THREADS)
     torch.use_deterministic_algorithms(True)
 
-    train_split = load_splits()["train"]
+    train_split = load_split(BUILTIN, "train")  # the same 80/20 seed-42 split perf runs use
     tokenizer = build_tokenizer(train_split)
     model = build_model(tokenizer)
     examples = encode_examples(tokenizer, train_split)

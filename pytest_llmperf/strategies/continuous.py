@@ -20,6 +20,9 @@ class ContinuousStrategy(Strategy):
                 f"continuous batching does not support attn_implementation={target.spec.attn_implementation} "
                 f"(supported: {', '.join(SUPPORTED_ATTN)})"
             )
+        if target.spec.compile_mode != "none" and not target.device.startswith("cuda"):
+            return ("continuous batching with torch.compile on CPU recompiles for every batch shape and did not "
+                    "finish a round within minutes; run compiled continuous batching on CUDA")
         if not hasattr(target.model, "generate_batch"):
             return "this transformers version has no continuous batching (model.generate_batch)"
         return None

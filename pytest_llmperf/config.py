@@ -14,7 +14,11 @@ from typing import Any
 
 from .options import AXES, OPTIONS_BY_DEST, THRESHOLDS
 
-COMPILE_IDS = {"none": "nocompile"}
+
+
+def compile_id(mode: str) -> str:
+    """The test-id piece for a compile mode: ``nocompile``, ``compile-default``..."""
+    return "nocompile" if mode == "none" else f"compile-{mode}"
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,7 @@ class ModelSpec:
 
     @property
     def id(self) -> str:
-        compile_id = COMPILE_IDS.get(self.compile_mode, f"compile-{self.compile_mode}")
-        return f"{self.attn_implementation}-{compile_id}-{self.dtype}"
+        return f"{self.attn_implementation}-{compile_id(self.compile_mode)}-{self.dtype}"
 
     @property
     def hash(self) -> str:

@@ -23,6 +23,8 @@ class GateResult:
     note: str = ""
 
     def line(self) -> str:
+        if self.passed and self.measured is None:
+            return f"{self.label}: not checked ({self.note})"
         measured = "not measured" if self.measured is None else f"{self.measured:.4g}"
         verdict = ">=" if self.passed else "<"
         text = f"{self.label}: {measured} {verdict} required {self.required:g}"
@@ -53,6 +55,7 @@ class GateReport:
 
 
 OUTPUT_GATES = ("min_exact_match", "min_similarity")
+NOT_TIMED = "timing is disabled: --benchmark-disable, or pytest-benchmark disabled itself under xdist"
 
 
 def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughput: bool) -> GateReport:
@@ -65,7 +68,14 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
     if outputs and thresholds.min_similarity is not None:
         gates.append(_at_least("min_similarity", "mean similarity to bs=1", consistency.similarity,
                                thresholds.min_similarity))
-    if throughput and result.timing is not None:  # with --benchmark-disable nothing is timed
+    floors = {"min_tokens_per_s": thresholds.min_tokens_per_s, "min_samples_per_s": thresholds.min_samples_per_s,
+              "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None}
+    if throughput and result.timing is None:  # --benchmark-disable, or pytest-benchmark off under xdist
+        for name, required in floors.items():
+            if required is not None:
+                gates.append(GateResult(name, name.removeprefix("min_").replace("_", " "), None, required, True,
+                                        NOT_TIMED))
+    if throughput and result.timing is not None:
         if thresholds.min_tokens_per_s is not None:
             gates.append(_at_least("min_tokens_per_s", "tokens/s", result.tokens_per_s, thresholds.min_tokens_per_s))
         if thresholds.min_samples_per_s is not None:
@@ -73,7 +83,8 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
                                    thresholds.min_samples_per_s))
         if thresholds.min_speedup is not None and result.batch_size > 1:
             note = "" if result.speedup_vs_bs1 is not None else (
-                f"no timed bs=1 run of {result.strategy} for this configuration in this session; include batch size 1"
+                f"no timed bs=1 run of {result.strategy} for this configuration before this test in this session; "
+                "include batch size 1"
             )
             gates.append(_at_least("min_speedup", "speedup vs bs=1", result.speedup_vs_bs1, thresholds.min_speedup,
                                    note))

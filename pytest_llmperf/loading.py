@@ -107,7 +107,7 @@ def unsupported_reason(spec: ModelSpec) -> str | None:
         if importlib.util.find_spec("flash_attn") is None:
             return "flash_attention_2 needs the flash-attn package, which is not installed"
         if spec.dtype not in ("bfloat16", "float16"):
-            return f"flash_attention_2 runs only in bfloat16/float16, not {spec.dtype}"
+            return f"flash_attention_2 runs only in bfloat16/float16; set --llmperf-dtype (got {spec.dtype})"
     if spec.attn_implementation == "flex_attention" and not on_cuda:
         return "flex_attention on CPU fails inside torch inductor's C++ compile; run it on CUDA"
     if spec.dtype == "bfloat16" and on_cuda and not torch.cuda.is_bf16_supported():

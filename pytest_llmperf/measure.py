@@ -2,7 +2,8 @@
 
 One round is the whole workload at one batch size. The device is synchronised before each round
 (untimed, as pedantic's ``setup``) and at the end of each round (timed), so the clock measures
-finished work. Tokens are counted per round, so throughput pairs each round's tokens with its time.
+finished work. Tokens are counted for every measured round; tokens/s is the median tokens per round
+over the median round time, the same median round that samples/s uses.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class Timing:
 
     @property
     def tokens_per_s(self) -> float:
-        return median(tokens / seconds for tokens, seconds in zip(self.tokens_per_round, self.round_s))
+        """Median tokens per round over the median round time (greedy rounds generate the same tokens)."""
+        return median(self.tokens_per_round) / self.median_s
 
 
 def timed_rounds(benchmark, one_round: Callable[[], Generations], sync: Callable[[], None], warmup: int,
@@ -46,9 +48,9 @@ def timed_rounds(benchmark, one_round: Callable[[], Generations], sync: Callable
     generations = benchmark.pedantic(round_to_finish, setup=sync, rounds=rounds, warmup_rounds=warmup, iterations=1)
     if benchmark.disabled or benchmark.stats is None:
         return generations, None
-    measured = produced[-rounds:]
+    measured = produced[warmup:warmup + rounds]  # --benchmark-cprofile adds a call after the rounds
     return generations, Timing(
-        round_s=tuple(benchmark.stats.stats.data[-rounds:]),
+        round_s=tuple(benchmark.stats.stats.data),
         tokens_per_round=tuple(g.generated_tokens for g in measured),
         warmup=warmup,
     )

@@ -182,7 +182,8 @@ AXES = {  # option dest -> marker keyword
     "batch_sizes": "batch_sizes",
     "strategies": "strategies",
 }
-THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup", "min_exact_match", "min_similarity")
+THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup")
+THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "min_exact_match", "min_similarity")
 
 
 def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -> tuple[dict, dict]:

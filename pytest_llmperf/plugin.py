@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from .config import Settings
+from .config import Settings, compile_id
 from .marks import MARKER, MARKER_HELP, marker_kwargs
-from .options import COMPILE_MODES, OPTIONS, read_options
+from .options import OPTIONS, THROUGHPUT_THRESHOLDS, read_options
 
 SETTINGS = pytest.StashKey[Settings]()
 SESSION = pytest.StashKey[object]()
@@ -20,11 +20,7 @@ SESSION = pytest.StashKey[object]()
 # then strategy, then batch size, so ids read like [sdpa-nocompile-float32-pipeline-bs16].
 MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
 RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
-AXIS_IDS = {
-    "compile_mode": lambda mode: "nocompile" if mode == "none" else f"compile-{mode}",
-    "batch_size": lambda size: f"bs{size}",
-}
-assert set(COMPILE_MODES) >= {"none"}
+AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -42,7 +38,12 @@ def pytest_configure(config: pytest.Config) -> None:
         values, explicit = read_options(lambda dest: config.getoption(f"llmperf_{dest}"), config.getini)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[SETTINGS] = Settings.from_options(values, explicit)
+    settings = config.stash[SETTINGS] = Settings.from_options(values, explicit)
+    floors = sorted(set(settings.explicit_thresholds) & set(THROUGHPUT_THRESHOLDS))
+    if floors and (config.getoption("benchmark_disable", False) or config.getoption("numprocesses", None)):
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"llmperf: {', '.join(floors)} will not be checked: timing is disabled "
+            "(--benchmark-disable, or pytest-benchmark disables itself under xdist -n)"), stacklevel=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -62,22 +63,31 @@ def _perf_session(config: pytest.Config):
 def _test_settings(config: pytest.Config, node):
     try:
         return config.stash[SETTINGS].for_test(marker_kwargs(node) or {})
-    except ValueError as exc:
+    except ValueError as exc:  # unknown keyword, bad value, positional arguments
         message = str(exc)
     pytest.fail(message, pytrace=False)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize perf tests (those using ``llmperf`` or marked ``llmperf``) over the configured axes."""
-    if "llmperf" not in metafunc.fixturenames and marker_kwargs(metafunc.definition) is None:
+    if "llmperf" not in metafunc.fixturenames and metafunc.definition.get_closest_marker(MARKER) is None:
         return
     axes = _test_settings(metafunc.config, metafunc.definition).axes
+    own = _own_parametrized_names(metafunc.definition)  # the test's own parametrize wins
     for axes_group, scope in ((MODEL_AXES, "session"), (RUN_AXES, "function")):
         for name, field in axes_group.items():
-            if name in metafunc.fixturenames:
+            if name in metafunc.fixturenames and name not in own:
                 values = getattr(axes, field)
                 make_id = AXIS_IDS.get(name, str)
                 metafunc.parametrize(name, values, ids=[make_id(v) for v in values], scope=scope)
+
+
+def _own_parametrized_names(definition) -> set[str]:
+    names = set()
+    for marker in definition.iter_markers("parametrize"):
+        argnames = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
+        names.update(n.strip() for n in (argnames.split(",") if isinstance(argnames, str) else argnames))
+    return names
 
 
 def _unparametrized(field: str):

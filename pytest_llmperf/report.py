@@ -7,7 +7,7 @@ show their consistency columns and '-' for time.
 
 from __future__ import annotations
 
-from .results import SECONDS_PER_DAY, RunResult
+from .results import SECONDS_PER_DAY, RunResult, speedup
 
 COLUMNS = ("batch size", "strategy", "length match", "avg similarity to bs=1", "avg similarity to reference",
            "total time", "samples/s", "speedup vs bs=1", "projected samples per day")
@@ -40,13 +40,19 @@ def _table(rows: dict[tuple, RunResult]) -> str:
         f"{r.reference.similarity:.3f}" if r.reference else "-",
         f"{r.timing.median_s:.3f} s" if r.timing else "-",
         f"{r.samples_per_s:.2f}" if r.timing else "-",
-        f"{r.speedup_vs_bs1:.2f}x" if r.speedup_vs_bs1 is not None else "-",
+        _speedup(r, rows.get((r.strategy, 1))),
         f"{r.samples_per_s * SECONDS_PER_DAY:,.0f}" if r.timing else "-",
     ] for r in ordered]
     widths = [max(len(cell) for cell in column) for column in zip(COLUMNS, *body)]
     lines = [title, _row(COLUMNS, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [_row(cells, widths) for cells in body]
     return "\n".join(lines)
+
+
+def _speedup(result: RunResult, bs1: RunResult | None) -> str:
+    """From the table's own bs=1 row, so the column is filled even when bs=1 ran after the batched run."""
+    value = speedup(result, bs1)
+    return "-" if value is None else f"{value:.2f}x"
 
 
 def _row(cells, widths) -> str:

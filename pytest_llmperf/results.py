@@ -14,6 +14,17 @@ from .strategies.base import Generations
 SECONDS_PER_DAY = 86_400
 
 
+def speedup(result: "RunResult", bs1: "RunResult | None") -> float | None:
+    """samples/s over samples/s of the same strategy and configuration at bs=1; None if either is untimed."""
+    if result.timing is None:
+        return None
+    if result.batch_size == 1:
+        return 1.0
+    if bs1 is None or bs1.timing is None:
+        return None
+    return result.samples_per_s / bs1.samples_per_s
+
+
 @dataclass(frozen=True)
 class RunResult:
     spec: ModelSpec
@@ -45,11 +56,7 @@ class RunResult:
 
     @property
     def speedup_vs_bs1(self) -> float | None:
-        if self.batch_size == 1 and self.timing:
-            return 1.0
-        if self.timing and self.bs1 and self.bs1.timing:
-            return self.samples_per_s / self.bs1.samples_per_s
-        return None
+        return speedup(self, self.bs1)
 
     @property
     def label(self) -> str:

@@ -57,3 +57,33 @@ def test_output_gates_can_be_turned_off(run_suite):
                        "--llmperf-min-exact-match", "off", "--llmperf-min-similarity", "0",
                        conftest=RIGHT_PADDING_CONFTEST)
     result.assert_outcomes(passed=1)
+
+
+def test_samples_per_s_floor(run_suite):
+    args = ("--llmperf-strategies", "manual", "--llmperf-batch-sizes", "4")
+    run_suite(*args, "--llmperf-min-samples-per-s", "1e9").stdout.fnmatch_lines(["*samples/s: * < required 1e+09*"])
+    run_suite(*args, "--llmperf-min-samples-per-s", "0.001").assert_outcomes(passed=1)
+
+
+def test_ini_threshold_beats_marker_and_marker_beats_default(run_suite, pytester):
+    suite = '''
+import pytest
+
+@pytest.mark.llmperf(min_exact_match=0, min_similarity=0)
+def test_lenient(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+'''
+    args = ("--llmperf-strategies", "rightpad", "--llmperf-batch-sizes", "4")
+    run_suite(*args, suite=suite, conftest=RIGHT_PADDING_CONFTEST).assert_outcomes(passed=1)
+    pytester.makeini("[pytest]\nllmperf_min_exact_match = 0.95\n")
+    run_suite(*args, suite=suite, conftest=RIGHT_PADDING_CONFTEST).assert_outcomes(failed=1)
+
+
+def test_floors_say_not_checked_when_timing_is_disabled(run_suite):
+    result = run_suite("-rA", "-W", "default", "--benchmark-disable", "--llmperf-strategies", "manual",
+                       "--llmperf-batch-sizes", "1", "--llmperf-min-tokens-per-s", "5")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "*llmperf: min_tokens_per_s will not be checked: timing is disabled*",
+        "*tokens per s: not checked (timing is disabled: --benchmark-disable*",
+    ])

@@ -64,3 +64,15 @@ def test_tests_without_llmperf_keep_their_own_fixtures(pytester):
             assert batch_size == 123
     ''')
     pytester.runpytest("--llmperf-batch-sizes", "1,2").assert_outcomes(passed=1)
+
+
+def test_a_tests_own_parametrize_wins_over_the_configured_axis(run_suite):
+    suite = '''
+import pytest
+
+@pytest.mark.parametrize("batch_size", [3])
+def test_own(llmperf, strategy, batch_size):
+    pass
+'''
+    result = run_suite("--collect-only", "-q", "--llmperf-strategies", "manual", suite=suite)
+    result.stdout.fnmatch_lines(["test_perf.py::test_own[[]sdpa-nocompile-float32-manual-3]", "*1 test collected*"])

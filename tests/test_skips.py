@@ -44,3 +44,17 @@ def test_gpu_only_combinations_run_and_agree(run_suite, attn, compile_mode):
     result = run_suite("--llmperf-device=cuda", f"--llmperf-attn={attn}", f"--llmperf-compile={compile_mode}",
                        "--llmperf-strategies=manual,pipeline", "--llmperf-batch-sizes=1,4", "--llmperf-warmup=1")
     result.assert_outcomes(passed=4)
+
+
+def test_a_strategy_that_cannot_run_is_skipped_with_its_reason(run_suite):
+    conftest = '''
+from pytest_llmperf import Strategy, register_strategy
+
+@register_strategy("gpuonly")
+class GpuOnly(Strategy):
+    def unsupported_reason(self, target):
+        return None if target.device.startswith("cuda") else "gpuonly needs a CUDA device"
+'''
+    result = run_suite("-rs", "--llmperf-strategies=manual,gpuonly", "--llmperf-batch-sizes=1", conftest=conftest)
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED*gpuonly needs a CUDA device"])

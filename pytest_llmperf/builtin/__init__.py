@@ -13,5 +13,3 @@ MODEL_DIR = FILES / "model"
 DATASET_FILE = FILES / "foodextract_synth.jsonl"
 PROMPT_COLUMN = "sequence"
 REFERENCE_COLUMN = "label_condensed"
-MODEL_NAME = "llmperf-tiny-foodextract"  # display name
-DATASET_NAME = "llmperf-foodextract-synth"

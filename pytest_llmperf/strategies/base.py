@@ -78,8 +78,6 @@ class RunContext:
 class Strategy:
     """Subclass this and decorate with ``@register_strategy("name")`` to add a strategy."""
 
-    name: str = ""
-
     def unsupported_reason(self, target: "LoadedModel") -> str | None:
         """Why this strategy cannot run on this loaded model (the test is skipped), or None."""
         return None

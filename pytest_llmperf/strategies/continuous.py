@@ -1,7 +1,9 @@
 """``continuous``: transformers' continuous batching (``generate_batch``); batch size = concurrency limit.
 
-The manager persists across the rounds of one test, so its set-up (cache allocation, warm-up,
-CUDA graph capture) lands in the warmup round, and is destroyed in teardown.
+The manager is built, sized for the workload and warmed up in ``setup`` (untimed), persists across
+the rounds of one test, and is destroyed in ``teardown``. Prefix-block sharing is off, so a round
+cannot reuse KV blocks cached by the previous round for the very same prompts (the other
+strategies get no such reuse either).
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ SUPPORTED_ATTN = ("eager", "sdpa", "flash_attention_2")
 
 
 class ContinuousStrategy(Strategy):
-    name = "continuous"
-
     def unsupported_reason(self, target) -> str | None:
         if target.spec.attn_implementation not in SUPPORTED_ATTN:
             return (
@@ -23,20 +23,35 @@ class ContinuousStrategy(Strategy):
         if target.spec.compile_mode != "none" and not target.device.startswith("cuda"):
             return ("continuous batching with torch.compile on CPU recompiles for every batch shape and did not "
                     "finish a round within minutes; run compiled continuous batching on CUDA")
-        if not hasattr(target.model, "generate_batch"):
+        if not hasattr(target.model, "continuous_batching_context_manager"):
             return "this transformers version has no continuous batching (model.generate_batch)"
         return None
 
     def setup(self, ctx: RunContext) -> None:
         from transformers import ContinuousBatchingConfig
+        from transformers.generation.continuous_batching.utils import WorkloadHints
 
         compile_config = ctx.target.compile_config()
-        ctx.state["cb_config"] = ContinuousBatchingConfig(
+        ctx.state["cb_config"] = config = ContinuousBatchingConfig(
             max_requests_per_batch=ctx.batch_size,
             auto_switch_to_flash=False,  # run the attention that was asked for, never a silent switch
+            allow_block_sharing=False,  # no prefix-cache hits on prompts an earlier round already ran
             varlen_compile_config=compile_config,
             decode_compile_config=compile_config,
         )
+        hints = WorkloadHints(
+            max_prompt_length=max(map(len, ctx.workload.input_ids)),
+            max_generated_length=ctx.generation_config.max_new_tokens,
+            num_requests=len(ctx.workload.input_ids),
+        )
+        # Create and size the manager now; generate_batch(persistent_manager=True) reuses it. Its warmup
+        # captures CUDA graphs / triggers compilation, which only exist on CUDA or with a compile mode.
+        warmup = ctx.target.device.startswith("cuda") or compile_config is not None
+        with ctx.model.continuous_batching_context_manager(
+            generation_config=ctx.generation_config, continuous_batching_config=config, persistent_manager=True,
+            warmup=warmup, workload_hints=hints,
+        ):
+            pass
 
     def generate(self, ctx: RunContext) -> Generations:
         encoded = ctx.tokenizer(list(ctx.workload.texts), add_special_tokens=ctx.workload.add_special_tokens)

@@ -7,8 +7,6 @@ from .pipeline import PipelineStrategy
 
 
 class KeyDatasetStrategy(PipelineStrategy):
-    name = "keydataset"
-
     def inputs(self, ctx: RunContext):
         from transformers.pipelines.pt_utils import KeyDataset
 

@@ -6,8 +6,6 @@ from .base import Generations, RunContext, Strategy
 
 
 class ManualStrategy(Strategy):
-    name = "manual"
-
     def generate(self, ctx: RunContext) -> Generations:
         generated = []
         for texts in ctx.batches():

@@ -6,8 +6,6 @@ from .base import Generations, RunContext, Strategy, generated_part
 
 
 class PipelineStrategy(Strategy):
-    name = "pipeline"
-
     def setup(self, ctx: RunContext) -> None:
         from transformers import pipeline
 

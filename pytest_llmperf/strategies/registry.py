@@ -27,7 +27,6 @@ def register_strategy(name: str) -> Callable[[type], type]:
         raise ValueError(f"strategy name {name!r} is a built-in strategy")
 
     def decorate(cls: type) -> type:
-        cls.name = name
         _registered[name] = cls
         return cls
 

@@ -145,6 +145,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's table, so ours is what the user reads last
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is None or not session.results:

@@ -29,6 +29,7 @@ def test_json_carries_the_extra_info_contract(run_suite, pytester):
     benchmarks = json.loads(out.read_text())["benchmarks"]
     assert len(benchmarks) == 4
     for bench in benchmarks:
+        assert bench["group"] == "builtin sdpa-nocompile-float32"
         info = bench["extra_info"]
         assert CONTRACT_KEYS <= set(info), CONTRACT_KEYS - set(info)
         assert info["model"] == "builtin" and info["device"] == "cpu" and info["dtype"] == "float32"

@@ -12,6 +12,8 @@ gate into a failed test with a readable message.
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 
 from . import runner
@@ -61,6 +63,10 @@ class LLMPerf:
             self._benchmark.group = f"{self.spec.model} {self.spec.id}"  # read when the stats are created
         result = self._run(strategy, batch_size, self._benchmark)
         self._benchmark.extra_info.update(result.extra_info())
+        if result.timing is not None and any(result.timing.compilations):
+            warnings.warn(pytest.PytestWarning(
+                f"llmperf: torch.compile compiled {sum(result.timing.compilations)} graph(s) during the measured "
+                f"rounds of {result.label}, so its time includes compilation; raise --llmperf-warmup"))
         self._gate(result, outputs=check_outputs, throughput=True)
         return result
 

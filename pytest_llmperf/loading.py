@@ -126,6 +126,9 @@ def load(spec: ModelSpec) -> LoadedModel:
 
     source = model_source(spec.model)
     device = resolve_device(spec.device)
+    if device.startswith("cuda"):
+        torch.zeros(1, device=device)  # the CUDA context (seconds, once per process) is not this model's load time
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)

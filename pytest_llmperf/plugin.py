@@ -11,6 +11,7 @@ import pytest
 
 from .config import Settings, compile_id
 from .marks import MARKER, MARKER_HELP, marker_kwargs
+from .ordering import in_run_order
 from .options import OPTIONS, THROUGHPUT_THRESHOLDS, read_options
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -120,12 +121,18 @@ def llmperf(request: pytest.FixtureRequest, benchmark, attn_implementation, comp
                    spec)
 
 
+@pytest.hookimpl(trylast=True)  # after pytest's own fixture-based reordering and other plugins'
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    perf_items = [item for item in items if _is_perf_test(item)]
     # `llmperf` requests pytest-benchmark's fixture (so --benchmark-only/--benchmark-skip see perf
     # tests), but outputs-only tests never time anything: that is not worth a warning.
-    for item in items:
-        if "llmperf" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.filterwarnings("ignore:Benchmark fixture was not used at all"))
+    for item in perf_items:
+        item.add_marker(pytest.mark.filterwarnings("ignore:Benchmark fixture was not used at all"))
+    in_run_order(items, perf_items, MODEL_AXES)
+
+
+def _is_perf_test(item: pytest.Item) -> bool:
+    return "llmperf" in getattr(item, "fixturenames", ()) or item.get_closest_marker(MARKER) is not None
 
 
 @pytest.hookimpl(wrapper=True)

@@ -93,6 +93,7 @@ class RunResult:
             "round_s": list(self.timing.round_s) if self.timing else None,
             "tokens_per_round": list(self.timing.tokens_per_round) if self.timing else None,
             "warmup_rounds": self.timing.warmup if self.timing else None,
+            "compilations_in_measured_rounds": sum(self.timing.compilations) if self.timing else None,
             "config_hash": self.spec.hash,
             "workload_hash": self.workload.hash,
         })

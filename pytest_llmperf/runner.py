@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from .compare import compare, score_against_references
 from .loading import LoadedModel
-from .measure import timed_rounds
+from .measure import timed_rounds, warmup_rounds
 from .results import RunResult
 from .session import PerfSession
 from .strategies import registry
@@ -29,8 +29,8 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         generations, timing = generate_once(target, workload, strategy_name, batch_size), None
     else:
         with prepared(target, workload, strategy_name, batch_size) as one_round:
-            generations, timing = timed_rounds(benchmark, one_round, target.sync, session.settings.warmup,
-                                               session.settings.rounds)
+            warmup = warmup_rounds(session.settings.warmup, compiled=target.spec.compile_mode != "none")
+            generations, timing = timed_rounds(benchmark, one_round, target.sync, warmup, session.settings.rounds)
     if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
         session.set_baseline(target, workload, generations)
     result = RunResult(

@@ -8,6 +8,13 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+def resolved_auto_device() -> str:
+    """What ``--llmperf-device auto`` (the default) resolves to here: the tests also run on a GPU machine."""
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
+
+
 # Small and quick: 8 prompts, short answers, one measured round.
 FAST = ("--llmperf-num-samples=8", "--llmperf-max-new-tokens=16", "--llmperf-warmup=0", "--llmperf-rounds=1",
         "-p", "no:cacheprovider", "-p", "no:randomly")

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import RIGHT_PADDING_CONFTEST
+from conftest import RIGHT_PADDING_CONFTEST, resolved_auto_device
 
 CONTRACT_KEYS = {
     "model", "strategy", "batch_size", "attn_implementation", "compile_mode", "dtype", "device", "num_samples",
@@ -32,7 +32,7 @@ def test_json_carries_the_extra_info_contract(run_suite, pytester):
         assert bench["group"] == "builtin sdpa-nocompile-float32"
         info = bench["extra_info"]
         assert CONTRACT_KEYS <= set(info), CONTRACT_KEYS - set(info)
-        assert info["model"] == "builtin" and info["device"] == "cpu" and info["dtype"] == "float32"
+        assert info["model"] == "builtin" and info["device"] == resolved_auto_device() and info["dtype"] == "float32"
         assert info["num_samples"] == 8 and info["exact_match_to_bs1"] == 1.0
         assert 0 < info["generated_tokens"] <= 8 * 16
         # throughput is traceable to the measured round: tokens / time of that round

@@ -55,6 +55,43 @@ def test_warmup_is_excluded_and_tokens_pair_with_their_round(run_suite, extra):
     result.stdout.fnmatch_lines(["*CALLS 6" if extra else "*CALLS 5"])
 
 
+def test_compilation_during_a_measured_round_is_counted_and_reported(run_suite):
+    conftest = COUNTING_CONFTEST + '''
+
+@register_strategy("compiles-late")
+class CompilesLate(Counting):
+    """Compiles a new graph in its fourth call: the second measured round after two warmup rounds."""
+
+    def generate(self, ctx):
+        if len(CALLS) == 3:
+            import torch
+
+            torch.compile(lambda x: x * 3 + 1, backend="eager")(torch.ones(2))
+        return super().generate(ctx)
+'''
+    suite = '''
+def test_late(llmperf):
+    result = llmperf.benchmark("compiles-late", 2, check_outputs=False)
+    assert result.timing.compilations == (0, 1, 0)
+    assert result.extra_info()["compilations_in_measured_rounds"] == 1
+
+def test_warm(llmperf):
+    assert llmperf.benchmark("counting", 2, check_outputs=False).timing.compilations == (0, 0, 0)
+'''
+    result = run_suite("--llmperf-warmup=2", "--llmperf-rounds=3", "-W", "default", suite=suite, conftest=conftest)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*llmperf: torch.compile compiled 1 graph(s) during the measured rounds of "
+                                 "compiles-late bs=2 * raise --llmperf-warmup"])
+
+
+def test_compile_modes_warm_up_at_least_three_rounds():
+    from pytest_llmperf.measure import COMPILED_MIN_WARMUP, warmup_rounds
+
+    assert COMPILED_MIN_WARMUP == 3
+    assert warmup_rounds(1, compiled=True) == 3 and warmup_rounds(5, compiled=True) == 5
+    assert warmup_rounds(0, compiled=False) == 0
+
+
 def test_benchmark_disable_runs_the_workload_once(run_suite):
     suite = '''
 import conftest

@@ -76,3 +76,44 @@ def test_own(llmperf, strategy, batch_size):
 '''
     result = run_suite("--collect-only", "-q", "--llmperf-strategies", "manual", suite=suite)
     result.stdout.fnmatch_lines(["test_perf.py::test_own[[]sdpa-nocompile-float32-manual-3]", "*1 test collected*"])
+
+
+def test_perf_tests_run_grouped_by_model_then_as_written_whatever_reorders_them(run_suite):
+    """pytest 9.1 interleaves function-scoped parametrizations across tests; a plugin may shuffle.
+    The suite's later tests read earlier results, so the plugin restores its run order; other tests
+    keep their places."""
+    conftest = '''
+import pytest
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    items.reverse()
+'''
+    suite = '''
+def test_first(llmperf, strategy, batch_size):
+    pass
+
+def test_second(llmperf, strategy):
+    pass
+
+def test_plain():
+    pass
+'''
+    result = run_suite("--collect-only", "-q", "--llmperf-strategies", "manual,pipeline", "--llmperf-batch-sizes",
+                       "1,4", "--llmperf-attn", "sdpa,eager", suite=suite, conftest=conftest)
+    result.stdout.fnmatch_lines([
+        "test_perf.py::test_plain",  # reversed by the conftest: a plain test keeps the place it was given
+        "test_perf.py::test_first[[]sdpa-nocompile-float32-manual-bs1]",
+        "test_perf.py::test_first[[]sdpa-nocompile-float32-manual-bs4]",
+        "test_perf.py::test_first[[]sdpa-nocompile-float32-pipeline-bs1]",
+        "test_perf.py::test_first[[]sdpa-nocompile-float32-pipeline-bs4]",
+        "test_perf.py::test_second[[]sdpa-nocompile-float32-manual]",
+        "test_perf.py::test_second[[]sdpa-nocompile-float32-pipeline]",
+        "test_perf.py::test_first[[]eager-nocompile-float32-manual-bs1]",
+        "test_perf.py::test_first[[]eager-nocompile-float32-manual-bs4]",
+        "test_perf.py::test_first[[]eager-nocompile-float32-pipeline-bs1]",
+        "test_perf.py::test_first[[]eager-nocompile-float32-pipeline-bs4]",
+        "test_perf.py::test_second[[]eager-nocompile-float32-manual]",
+        "test_perf.py::test_second[[]eager-nocompile-float32-pipeline]",
+        "*13 tests collected*",
+    ])

@@ -50,11 +50,11 @@ def test_a_strategy_that_cannot_run_is_skipped_with_its_reason(run_suite):
     conftest = '''
 from pytest_llmperf import Strategy, register_strategy
 
-@register_strategy("gpuonly")
-class GpuOnly(Strategy):
+@register_strategy("halfonly")
+class HalfPrecisionOnly(Strategy):
     def unsupported_reason(self, target):
-        return None if target.device.startswith("cuda") else "gpuonly needs a CUDA device"
+        return None if target.dtype in ("bfloat16", "float16") else "halfonly runs only in bfloat16/float16"
 '''
-    result = run_suite("-rs", "--llmperf-strategies=manual,gpuonly", "--llmperf-batch-sizes=1", conftest=conftest)
+    result = run_suite("-rs", "--llmperf-strategies=manual,halfonly", "--llmperf-batch-sizes=1", conftest=conftest)
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED*gpuonly needs a CUDA device"])
+    result.stdout.fnmatch_lines(["SKIPPED*halfonly runs only in bfloat16/float16"])

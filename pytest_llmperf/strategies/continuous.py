@@ -1,7 +1,10 @@
 """``continuous``: transformers' continuous batching (``generate_batch``); batch size = concurrency limit.
 
 The manager is built, sized for the workload and warmed up in ``setup`` (untimed), persists across
-the rounds of one test, and is destroyed in ``teardown``. Prefix-block sharing is off, so a round
+the rounds of one test, and is destroyed in ``teardown``. Its paged KV cache holds every request of
+the workload at once, twice over, on every device: transformers' default sizes it from free device
+memory (on an H100, 69 GB for the 1M-parameter built-in model, with bs=1 rounds 1.25x slower;
+on CPU, 14 GB of RAM and 3x slower rounds; docs/benchmarks/). Prefix-block sharing is off, so a round
 cannot reuse KV blocks cached by the previous round for the very same prompts (the other
 strategies get no such reuse either).
 """
@@ -44,7 +47,7 @@ class ContinuousStrategy(Strategy):
             allow_block_sharing=False,  # no prefix-cache hits on prompts an earlier round already ran
             varlen_compile_config=compile_config,
             decode_compile_config=compile_config,
-            num_blocks=None if on_cuda else _workload_sized_blocks(hints),
+            num_blocks=self.kv_cache_blocks(ctx, hints),
         )
         # Create and size the manager now; generate_batch(persistent_manager=True) reuses it. Its warmup
         # captures CUDA graphs / triggers compilation, which only exist on CUDA or with a compile mode.
@@ -54,6 +57,10 @@ class ContinuousStrategy(Strategy):
             warmup=warmup, workload_hints=hints,
         ):
             pass
+
+    def kv_cache_blocks(self, ctx: RunContext, hints) -> int | None:
+        """Paged KV-cache size in blocks (None: transformers sizes it from free device memory)."""
+        return workload_sized_blocks(hints)
 
     def generate(self, ctx: RunContext) -> Generations:
         encoded = ctx.tokenizer(list(ctx.workload.texts), add_special_tokens=ctx.workload.add_special_tokens)
@@ -74,12 +81,9 @@ class ContinuousStrategy(Strategy):
         ctx.model.destroy_cached_continuous_batching_manager()
 
 
-def _workload_sized_blocks(hints) -> int:
-    """KV-cache blocks for every request of the workload at once, twice over.
-
-    Off CUDA, transformers sizes the paged cache from free host memory: 14 GB of RAM and ~9 s of
-    set-up per test for the 1M-parameter built-in model on a 24 GB machine.
-    """
+def workload_sized_blocks(hints) -> int:
+    """KV-cache blocks for every request of the workload at once, twice over: no request waits
+    for blocks or is evicted, at any concurrency limit."""
     from transformers import ContinuousBatchingConfig
 
     page_size = ContinuousBatchingConfig.page_size

@@ -6,8 +6,8 @@
     def test_consistency(llmperf, strategy, batch_size):
         llmperf.generate(strategy, batch_size)      # untimed (reuses this session's outputs); drift gates
 
-Each call records a ``GateReport`` (and its failure text) on the test item; the plugin's makereport hook turns a failed
-gate into a failed test with a readable message.
+Each call records a ``GateReport`` (and its failure text) on the test item; once the test body has returned, the
+plugin fails the test with every failed gate's readable message (``pytest_pyfunc_call``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 from . import runner
 from .config import ModelSpec, TestSettings
 from .gates import check
-from .loading import LoadError
+from .loading import LoadError, UnsupportedCombination
 from .results import RunResult
 from .session import PerfSession
 from .workload import WorkloadError
@@ -42,8 +42,10 @@ class LLMPerf:
         try:
             return self._session.target(self.spec)
         except LoadError as exc:
-            message = str(exc)
-        pytest.fail(message, pytrace=False)  # outside `except`: one line, no chained traceback
+            error = exc
+        if isinstance(error, UnsupportedCombination):
+            pytest.skip(str(error))
+        pytest.fail(str(error), pytrace=False)  # outside `except`: one line, no chained traceback
 
     @property
     def workload(self):
@@ -110,7 +112,7 @@ class LLMPerf:
         pytest.skip(reason)
 
     def _gate(self, result: RunResult, *, outputs: bool, throughput: bool) -> None:
-        """Check the gates now; the makereport hook fails the test after its call if any failed."""
+        """Check the gates now; the plugin fails the test after its body returns if any failed."""
         report = check(result, self.settings.thresholds, outputs=outputs, throughput=throughput)
         text = None
         if not report.passed:

@@ -11,6 +11,7 @@ import copy
 import importlib.util
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import builtin
@@ -22,6 +23,10 @@ WARMUP_PROMPT = "Hello"
 
 class LoadError(Exception):
     """A one-line reason the model cannot be loaded."""
+
+
+class UnsupportedCombination(LoadError):
+    """The model loads, but not in this combination (e.g. an attention it does not implement): a skip."""
 
 
 @dataclass
@@ -119,12 +124,20 @@ def model_source(model: str) -> str:
     return str(builtin.MODEL_DIR) if model == BUILTIN else model
 
 
+def _looks_like_a_path(source: str) -> bool:
+    """Not a hub id (``name`` or ``org/name``): absolute, ``./``, ``~``, or deeper than ``org/name``."""
+    return source.startswith(("/", ".", "~")) or "\\" in source or source.count("/") > 1
+
+
 def load(spec: ModelSpec) -> LoadedModel:
     """Load tokenizer and model, move to the device, and trigger compilation outside measured time."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = model_source(spec.model)
+    if _looks_like_a_path(source) and not Path(source).expanduser().is_dir():
+        raise LoadError(f"cannot load model {spec.model!r}: no such model directory")
+    source = str(Path(source).expanduser()) if source.startswith("~") else source
     device = resolve_device(spec.device)
     if device.startswith("cuda"):
         torch.zeros(1, device=device)  # the CUDA context (seconds, once per process) is not this model's load time
@@ -139,6 +152,11 @@ def load(spec: ModelSpec) -> LoadedModel:
         )
     except Exception as exc:  # OSError for unknown ids/offline, ValueError for unsupported attention...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ValueError) and "does not support" in message and "ttention" in message:
+            first_sentence = message.split(". ")[0].rstrip(".")
+            raise UnsupportedCombination(
+                f"model {spec.model!r} with attn_implementation={spec.attn_implementation}: {first_sentence}"
+            ) from None
         raise LoadError(f"cannot load model {spec.model!r}: {message}") from None
     model.to(device).eval()
     _prepare_tokenizer(tokenizer)

@@ -73,10 +73,13 @@ def parse_int(minimum: int) -> Callable[[Any], int]:
 
 
 def parse_num_samples(value: Any) -> int | None:
-    """A positive count, or ``all`` / ``0`` for the whole split."""
-    if str(value).strip().lower() in ("all", "0"):
+    """A positive count, or ``all`` (None) for the whole split."""
+    if str(value).strip().lower() == "all":
         return None
-    return parse_int(1)(value)
+    try:
+        return parse_int(1)(value)
+    except ValueError:
+        raise ValueError(f"invalid value {value!r}; expected an integer >= 1, or 'all' for the whole split") from None
 
 
 def parse_fraction_or_rate(upper: float | None) -> Callable[[Any], float | None]:
@@ -195,10 +198,12 @@ def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -
     """
     values, explicit = {}, {}
     for option in OPTIONS:
-        raw, source = get_cli(option.dest), option.flag
+        raw, source = get_cli(option.dest), option.flag  # None: not given; "" is a value (and is checked)
         if raw is None:
             raw, source = get_ini(option.ini), option.ini
-        is_explicit = raw not in (None, "", [])
+            if raw in ("", []):  # what pytest returns for an ini key that is not set
+                raw = None
+        is_explicit = raw is not None
         if not is_explicit:
             raw, source = option.default, f"{option.flag} default"
         try:

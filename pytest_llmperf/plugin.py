@@ -136,19 +136,28 @@ def _is_perf_test(item: pytest.Item) -> bool:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Turn a passed test call into a failure when one of its llmperf gates failed."""
-    report = yield
-    if call.when == "call":
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    """Fail a perf test whose llmperf gates failed, once its body has returned: every call in the
+    body is checked, and the failure is an ordinary one (xfail, -x, junit and reruns see it)."""
+    result = yield
+    if _is_perf_test(pyfuncitem):
         from .fixture import GATE_REPORTS
 
-        gate_reports = item.stash.get(GATE_REPORTS, [])
-        for gate_report, _ in gate_reports:
+        failures = [text for _, text in pyfuncitem.stash.get(GATE_REPORTS, []) if text]
+        if failures:
+            pytest.fail("\n\n".join(failures), pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Every gate's measured-vs-required line, as the test report's ``llmperf`` section."""
+    report = yield
+    if call.when == "call" and _is_perf_test(item):
+        from .fixture import GATE_REPORTS
+
+        for gate_report, _ in item.stash.get(GATE_REPORTS, []):
             report.sections.append(("llmperf", "\n".join(gate.line() for gate in gate_report.gates) or "no gates"))
-        failures = [text for _, text in gate_reports if text]
-        if failures and report.passed:
-            report.outcome = "failed"
-            report.longrepr = "\n\n".join(failures)
     return report
 
 

@@ -19,7 +19,7 @@ class PerfSession:
         self.settings = settings
         self.results: list[RunResult] = []
         self._resident: LoadedModel | None = None
-        self._load_errors: dict[ModelSpec, str] = {}
+        self._load_errors: dict[ModelSpec, LoadError] = {}
         self._rows: dict[WorkloadSpec, Rows | WorkloadError] = {}
         self._workloads: dict[tuple[str, WorkloadSpec], Workload] = {}
         self._baselines: dict[tuple[ModelSpec, WorkloadSpec], Generations] = {}
@@ -28,12 +28,12 @@ class PerfSession:
         if self._resident is not None and self._resident.spec == spec:
             return self._resident
         if spec in self._load_errors:
-            raise LoadError(self._load_errors[spec])
+            raise self._load_errors[spec]
         self.close()
         try:
             self._resident = load(spec)
         except LoadError as exc:
-            self._load_errors[spec] = str(exc)
+            self._load_errors[spec] = exc
             raise
         return self._resident
 

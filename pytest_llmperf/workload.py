@@ -7,6 +7,7 @@ with seed 42 (as the FoodExtract tutorial does) and the configured split is take
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,10 @@ def load_rows(spec: WorkloadSpec) -> Rows:
             "set --llmperf-reference-column or leave it unset"
         )
     if spec.num_samples is not None:
+        if spec.num_samples > len(split):
+            warnings.warn(UserWarning(
+                f"llmperf: --llmperf-num-samples {spec.num_samples}, but dataset {spec.dataset!r} split "
+                f"{spec.split!r} has {len(split)} rows; running all {len(split)}"))
         split = split.select(range(min(spec.num_samples, len(split))))
     if len(split) == 0:
         raise WorkloadError(f"dataset {spec.dataset!r} split {spec.split!r} has no rows")
@@ -117,8 +122,11 @@ def load_split(source: str, split: str):
     except Exception as exc:  # datasets raises many types for "not found" / "offline"
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise WorkloadError(f"cannot load dataset {source!r}: {message}") from None
-    if list(splits) == ["train"] and split in ("train", "test"):
-        return splits["train"].train_test_split(test_size=TEST_SIZE, seed=SPLIT_SEED)[split]
+    if list(splits) == ["train"]:  # split 80/20 with seed 42, as the FoodExtract tutorial does
+        if split in ("train", "test"):
+            return splits["train"].train_test_split(test_size=TEST_SIZE, seed=SPLIT_SEED)[split]
+        raise WorkloadError(f"dataset {source!r} has no split {split!r} (splits: train, test: "
+                            f"its only split cut {1 - TEST_SIZE:.0%}/{TEST_SIZE:.0%} with seed {SPLIT_SEED})")
     if split in splits:
         return splits[split]
     raise WorkloadError(f"dataset {source!r} has no split {split!r} (splits: {', '.join(splits)})")

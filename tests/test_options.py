@@ -18,6 +18,11 @@ USAGE_ERROR = 4
     (["--llmperf-device", "tpu"], "valid values: auto, cpu, cuda, cuda:N"),
     (["--llmperf-min-exact-match", "1.5"], "expected a number between 0 and 1"),
     (["--llmperf-rounds", "0"], "expected an integer >= 1"),
+    (["--llmperf-num-samples", "0"], "expected an integer >= 1, or 'all' for the whole split"),
+    # An empty value (e.g. an unset shell variable) is an error, not a silent fall-back to the default.
+    (["--llmperf-batch-sizes", ""], "needs at least one batch size"),
+    (["--llmperf-model", ""], "must not be empty"),
+    (["--llmperf-strategies", ""], "needs at least one value; valid values: manual, pipeline"),
 ])
 def test_bad_values_are_usage_errors(pytester, args, message):
     pytester.makepyfile("def test_other(): pass")

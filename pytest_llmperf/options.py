@@ -160,7 +160,7 @@ OPTIONS: tuple[Option, ...] = (
            "LIST"),
     Option("batch_sizes", "1,4,16", parse_batch_sizes, "list of positive batch sizes", "LIST"),
     Option("strategies", "manual,pipeline,keydataset,continuous", parse_choices(registered_strategy_names),
-           "list of batching strategies: manual, pipeline, keydataset, continuous, or a registered one", "LIST"),
+           "list of batching strategies: manual, pipeline, keydataset, continuous, continuous_serving, or a registered one", "LIST"),
     Option("max_new_tokens", "32", parse_int(1), "greedy generation length limit per prompt", "N"),
     Option("warmup", "1", parse_int(0), "untimed warmup rounds before the measured ones (at least 3 with a compile mode)", "N"),
     Option("rounds", "3", parse_int(1), "measured rounds (one round = the whole workload)", "N"),

@@ -71,11 +71,7 @@ class ContinuousStrategy(Strategy):
             persistent_manager=True,
             progress_bar=False,
         )
-        outputs = list(results.values())  # ordered like the inputs
-        failed = [output.error for output in outputs if getattr(output, "error", None)]
-        if failed or len(outputs) != len(ctx.workload.texts):
-            raise RuntimeError(f"continuous batching returned {len(outputs)} results; errors: {failed[:3]}")
-        return ctx.finish([output.generated_tokens for output in outputs])
+        return finish(ctx, list(results.values()))  # ordered like the inputs
 
     def teardown(self, ctx: RunContext) -> None:
         ctx.model.destroy_cached_continuous_batching_manager()
@@ -89,3 +85,11 @@ def workload_sized_blocks(hints) -> int:
     page_size = ContinuousBatchingConfig.page_size
     blocks_per_request = -(-(hints.max_prompt_length + hints.max_generated_length) // page_size)
     return 2 * hints.num_requests * blocks_per_request
+
+
+def finish(ctx: RunContext, outputs: list) -> Generations:
+    """transformers' ``GenerationOutput`` per prompt, in workload order -> ``Generations``."""
+    failed = [output.error for output in outputs if getattr(output, "error", None)]
+    if failed or len(outputs) != len(ctx.workload.texts):
+        raise RuntimeError(f"continuous batching returned {len(outputs)} results; errors: {failed[:3]}")
+    return ctx.finish([output.generated_tokens for output in outputs])

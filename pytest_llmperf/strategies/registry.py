@@ -11,6 +11,7 @@ _BUILTIN = {
     "pipeline": "pytest_llmperf.strategies.pipeline:PipelineStrategy",
     "keydataset": "pytest_llmperf.strategies.keydataset:KeyDatasetStrategy",
     "continuous": "pytest_llmperf.strategies.continuous:ContinuousStrategy",
+    "continuous_serving": "pytest_llmperf.strategies.continuous_serving:ContinuousServingStrategy",
 }
 _registered: dict[str, type] = {}
 

@@ -67,4 +67,8 @@ def test_autosave_then_compare_round_trip(run_suite, pytester):
     result = run_suite(*args, "--benchmark-compare", "--benchmark-compare-fail=mean:1000%")
     result.assert_outcomes(passed=2)
     result.stderr.fnmatch_lines(["Comparing against benchmarks from: *0001_*.json"])
-    result.stdout.fnmatch_lines(["*manual-bs*] (0001_*)*", "*manual-bs*] (NOW)*"])
+    # pytest-benchmark sorts the rows by speed, so saved and new rows come in any order.
+    rows = [line for line in result.outlines if line.startswith("test_throughput[sdpa-nocompile-float32-manual-bs")]
+    assert len([row for row in rows if "(0001_" in row]) == 2, rows
+    assert len([row for row in rows if "(NOW)" in row]) == 2, rows
+

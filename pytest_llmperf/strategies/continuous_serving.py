@@ -5,7 +5,7 @@ The same manager, sizing and concurrency limit as ``continuous``, but started on
 collects every finished result (``get_result``). ``generate_batch``, which ``continuous`` times,
 also starts and stops the manager on every call, and its stop runs ``gc.collect()``, waits for
 the background thread (which polls every 0.1 s) and empties the device cache: on the 2-core CPU
-that is ~0.33 s per call whatever the workload (docs/benchmarks/). This strategy leaves that
+that is 0.35 to 0.55 s per call whatever the workload (docs/benchmarks/). This strategy leaves that
 per-call cost out, so the two side by side separate batching throughput from API overhead.
 """
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from statistics import median
 
-from continuous_kv_sizing import measure  # benchmarks/ is on sys.path when run as a script
+from continuous_kv_sizing import alternate  # benchmarks/ is on sys.path when run as a script
 
 from pytest_llmperf.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
 from pytest_llmperf.config import ModelSpec, WorkloadSpec
@@ -43,15 +43,10 @@ def main() -> None:
         spec = WorkloadSpec(BUILTIN, "test", PROMPT_COLUMN, REFERENCE_COLUMN, args.samples, max_new_tokens)
         workload = format_workload(spec, load_rows(spec), target.tokenizer)
         for batch_size in map(int, args.batch_sizes.split(",")):
-            rounds, outputs = {"A": [], "B": []}, {}
-            for _ in range(args.pairs):
-                for name, strategy in (("A", "continuous"), ("B", "continuous_serving")):
-                    _, round_s, _, generations = measure(registry.create(strategy), target, workload, batch_size,
-                                                         args.warmup, args.rounds)
-                    rounds[name].append(round_s)
-                    outputs[name] = [sample.token_ids for sample in generations.samples]
-            assert outputs["A"] == outputs["B"], "the two ways produced different token ids"
-            a, b = median(rounds["A"]), median(rounds["B"])
+            figures = alternate({"A": lambda: registry.create("continuous"),
+                                 "B": lambda: registry.create("continuous_serving")},
+                                target, workload, batch_size, args.warmup, args.rounds, args.pairs)
+            a, b = (median(round_s for _, round_s, _ in figures[name]) for name in ("A", "B"))
             print(f"| {max_new_tokens} | {batch_size} | {a:.3f} | {b:.3f} | {a - b:.3f} | {a / b:.2f} |")
 
 

@@ -75,6 +75,23 @@ def measure(strategy, target, workload, batch_size, warmup, rounds):
     return setup_s, median(times), peak_memory_mb(target.device), generations
 
 
+def alternate(contenders: dict, target, workload, batch_size: int, warmup: int, rounds: int, pairs: int) -> dict:
+    """Run each contender (name -> strategy factory) ``pairs`` times, alternating A, B, A, B...
+
+    Returns name -> list of ``(setup_s, median round_s, peak MB)``, one per pair; asserts that every
+    contender produced the same token ids.
+    """
+    figures, outputs = {name: [] for name in contenders}, {}
+    for _ in range(pairs):
+        for name, make in contenders.items():
+            setup_s, round_s, peak, generations = measure(make(), target, workload, batch_size, warmup, rounds)
+            figures[name].append((setup_s, round_s, peak))
+            outputs[name] = [sample.token_ids for sample in generations.samples]
+    first, *others = outputs.values()
+    assert all(other == first for other in others), f"{' and '.join(contenders)} produced different token ids"
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -98,15 +115,8 @@ def main() -> None:
           "| A/B round | peak MB A | peak MB B |")
     print("|---|---|---|---|---|---|---|---|")
     for batch_size in map(int, args.batch_sizes.split(",")):
-        figures = {"A": [], "B": []}
-        outputs = {}
-        for _ in range(args.pairs):
-            for name, strategy in (("A", DefaultSizing()), ("B", WorkloadSizing())):
-                setup_s, round_s, peak, generations = measure(strategy, target, workload, batch_size, args.warmup,
-                                                              args.rounds)
-                figures[name].append((setup_s, round_s, peak))
-                outputs[name] = [sample.token_ids for sample in generations.samples]
-        assert outputs["A"] == outputs["B"], "the two cache sizes produced different token ids"
+        figures = alternate({"A": DefaultSizing, "B": WorkloadSizing}, target, workload, batch_size, args.warmup,
+                            args.rounds, args.pairs)
         (set_a, round_a, peak_a), (set_b, round_b, peak_b) = (
             [median(column) for column in zip(*figures[name])] for name in ("A", "B"))
         print(f"| {batch_size} | {set_a:.2f} s | {set_b:.2f} s | {round_a:.3f} s | {round_b:.3f} s | "

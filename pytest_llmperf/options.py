@@ -160,9 +160,11 @@ OPTIONS: tuple[Option, ...] = (
            "LIST"),
     Option("batch_sizes", "1,4,16", parse_batch_sizes, "list of positive batch sizes", "LIST"),
     Option("strategies", "manual,pipeline,keydataset,continuous", parse_choices(registered_strategy_names),
-           "list of batching strategies: manual, pipeline, keydataset, continuous, continuous_serving, or a registered one", "LIST"),
+           "list of batching strategies: manual, pipeline, keydataset, continuous, continuous_serving, "
+           "or a registered one", "LIST"),
     Option("max_new_tokens", "32", parse_int(1), "greedy generation length limit per prompt", "N"),
-    Option("warmup", "1", parse_int(0), "untimed warmup rounds before the measured ones (at least 3 with a compile mode)", "N"),
+    Option("warmup", "1", parse_int(0),
+           "untimed warmup rounds before the measured ones (at least 3 with a compile mode)", "N"),
     Option("rounds", "3", parse_int(1), "measured rounds (one round = the whole workload)", "N"),
     # Gates. Unset means the gate is off, except the output gates, which default to strict.
     Option("min_tokens_per_s", None, parse_fraction_or_rate(None), "fail below this many generated tokens/s", "RATE"),

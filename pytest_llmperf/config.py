@@ -15,7 +15,6 @@ from typing import Any
 from .options import AXES, OPTIONS_BY_DEST, THRESHOLDS
 
 
-
 def compile_id(mode: str) -> str:
     """The test-id piece for a compile mode: ``nocompile``, ``compile-default``..."""
     return "nocompile" if mode == "none" else f"compile-{mode}"
@@ -88,11 +87,17 @@ class Settings:
     axes: Axes
     warmup: int
     rounds: int
+    gc: str  # instruments.Collector's mode
+    threads: int | None  # None: torch's own
+    max_cv: float | None  # steadiness threshold; None: not checked
+    benchmark_disable_gc: bool  # pytest-benchmark's --benchmark-disable-gc: no automatic collection in a round
+    timer: str  # pytest-benchmark's --benchmark-timer
     default_thresholds: Thresholds  # built-in defaults: a marker beats these
     explicit_thresholds: dict  # set on CLI or in ini: these beat a marker
 
     @classmethod
-    def from_options(cls, values: dict, explicit: dict) -> "Settings":
+    def from_options(cls, values: dict, explicit: dict, benchmark_disable_gc: bool = False,
+                     timer: str = "time.perf_counter") -> "Settings":
         return cls(
             model=values["model"],
             device=values["device"],
@@ -107,6 +112,11 @@ class Settings:
             axes=Axes(**{marker_key: values[dest] for dest, marker_key in AXES.items()}),
             warmup=values["warmup"],
             rounds=values["rounds"],
+            gc=values["gc"],
+            threads=values["threads"],
+            max_cv=values["max_cv"],
+            benchmark_disable_gc=benchmark_disable_gc,
+            timer=timer,
             default_thresholds=Thresholds(**{name: values[name] for name in THRESHOLDS if name not in explicit}),
             explicit_thresholds={name: explicit[name] for name in THRESHOLDS if name in explicit},
         )

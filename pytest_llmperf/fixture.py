@@ -65,10 +65,16 @@ class LLMPerf:
             self._benchmark.group = f"{self.spec.model} {self.spec.id}"  # read when the stats are created
         result = self._run(strategy, batch_size, self._benchmark)
         self._benchmark.extra_info.update(result.extra_info())
-        if result.timing is not None and any(result.timing.compilations):
+        timing = result.timing
+        if timing is not None and any(timing.compilations):
             warnings.warn(pytest.PytestWarning(
-                f"llmperf: torch.compile compiled {sum(result.timing.compilations)} graph(s) during the measured "
+                f"llmperf: torch.compile compiled {sum(timing.compilations)} graph(s) during the measured "
                 f"rounds of {result.label}, so its time includes compilation; raise --llmperf-warmup"))
+        if timing is not None and timing.steadiness.steady is False:
+            rounds = ", ".join(f"{s:.3f}" for s in timing.round_s)
+            warnings.warn(pytest.PytestWarning(
+                f"llmperf: {result.label} is not steady: {'; '.join(timing.steadiness.problems())} "
+                f"(rounds {rounds} s); raise --llmperf-warmup or --llmperf-rounds, or quieten the machine"))
         self._gate(result, outputs=check_outputs, throughput=True)
         return result
 

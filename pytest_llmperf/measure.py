@@ -5,18 +5,25 @@ One round is the whole workload at one batch size. The device is synchronised be
 finished work. Tokens are counted for every measured round; tokens/s is the median tokens per round
 over the median round time, the same median round that samples/s uses.
 
-With a torch.compile mode, compilation must stay out of measured time: the warmup is at least
-``COMPILED_MIN_WARMUP`` rounds, and graphs torch.compile still compiles during a measured round
-are counted (``Timing.compilations``), so a run that was not warm says so.
+What must stay out of measured time is kept out by the instruments (``instruments.py``), which run
+in pedantic's untimed ``setup``/``teardown`` around every round: the garbage collector is collected
+and frozen before the rounds, and collections or torch.compile compilations that still happen in a
+measured round are counted. With a torch.compile mode, the warmup is at least
+``COMPILED_MIN_WARMUP`` rounds.
+
+Whether the measured rounds agree is judged with ``stats.steadiness``: a case whose rounds vary by
+more than ``--llmperf-max-cv``, or whose first measured round is an outlier, is reported as not
+steady.
 """
 
 from __future__ import annotations
 
-import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from statistics import median
-from typing import Callable
+from typing import Any, Callable, Sequence
 
+from .instruments import Instrument
+from .stats import Steadiness, steadiness
 from .strategies.base import Generations
 
 # reduce-overhead's CUDA graph trees run a new shape once, record it on its second call and replay
@@ -28,18 +35,19 @@ def warmup_rounds(requested: int, compiled: bool) -> int:
     return max(requested, COMPILED_MIN_WARMUP) if compiled else requested
 
 
-def compilations() -> int:
-    """Graphs torch.compile has compiled in this process so far, whoever asked for them."""
-    dynamo_utils = sys.modules.get("torch._dynamo.utils")  # not imported: nothing was compiled
-    return 0 if dynamo_utils is None else dynamo_utils.counters["stats"]["unique_graphs"]
-
-
 @dataclass(frozen=True)
 class Timing:
     round_s: tuple[float, ...]  # measured rounds only, warmup excluded
     tokens_per_round: tuple[int, ...]
     warmup: int
-    compilations: tuple[int, ...] = ()  # graphs torch.compile compiled during each measured round
+    steadiness: Steadiness
+    readings: dict[str, tuple] = field(default_factory=dict)  # instrument name -> reading per measured round
+    instrument_info: dict[str, Any] = field(default_factory=dict)  # the instruments' extra_info fields
+
+    @property
+    def compilations(self) -> tuple[int, ...]:
+        """Graphs torch.compile compiled during each measured round."""
+        return self.readings.get("compilations", ())
 
     @property
     def median_s(self) -> float:
@@ -52,13 +60,14 @@ class Timing:
 
 
 def timed_rounds(benchmark, one_round: Callable[[], Generations], sync: Callable[[], None], warmup: int,
-                 rounds: int) -> tuple[Generations, Timing | None]:
+                 rounds: int, instruments: Sequence[Instrument] = (),
+                 max_cv: float | None = None) -> tuple[Generations, Timing | None]:
     """Run ``warmup`` + ``rounds`` rounds through ``benchmark.pedantic``; the last round's outputs come back.
 
     With ``--benchmark-disable`` pedantic runs the round once and nothing is timed (``Timing`` is None).
     """
     produced: list[Generations] = []
-    compiled_before: list[int] = []  # the count before each round (warmup included), then after the last
+    readings: list[list] = [[] for _ in instruments]  # per instrument, per round (warmup included)
 
     def round_to_finish() -> Generations:
         generations = one_round()
@@ -67,19 +76,36 @@ def timed_rounds(benchmark, one_round: Callable[[], Generations], sync: Callable
         return generations
 
     def before_round() -> None:  # pedantic's setup: untimed
-        compiled_before.append(compilations())
         sync()
+        for instrument in instruments:
+            instrument.before_round()
 
-    generations = benchmark.pedantic(round_to_finish, setup=before_round, rounds=rounds, warmup_rounds=warmup,
-                                     iterations=1)
-    compiled_before.append(compilations())
+    def after_round() -> None:  # pedantic's teardown: untimed
+        for instrument, per_round in zip(instruments, readings):
+            per_round.append(instrument.after_round())
+
+    opened: list[Instrument] = []
+    try:
+        for instrument in instruments:
+            instrument.open()
+            opened.append(instrument)
+        generations = benchmark.pedantic(round_to_finish, setup=before_round, teardown=after_round, rounds=rounds,
+                                         warmup_rounds=warmup, iterations=1)
+    finally:
+        for instrument in reversed(opened):
+            instrument.close()
     if benchmark.disabled or benchmark.stats is None:
         return generations, None
     measured = slice(warmup, warmup + rounds)  # --benchmark-cprofile adds a call after the rounds
-    compiled_per_round = [after - before for before, after in zip(compiled_before, compiled_before[1:])]
+    round_s = tuple(benchmark.stats.stats.data)
+    info: dict[str, Any] = {}
+    for instrument, per_round in zip(instruments, readings):
+        info.update(instrument.summary(per_round[measured]))
     return generations, Timing(
-        round_s=tuple(benchmark.stats.stats.data),
+        round_s=round_s,
         tokens_per_round=tuple(g.generated_tokens for g in produced[measured]),
         warmup=warmup,
-        compilations=tuple(compiled_per_round[measured]),
+        steadiness=steadiness(round_s, max_cv),
+        readings={instrument.name: tuple(per_round[measured]) for instrument, per_round in zip(instruments, readings)},
+        instrument_info=info,
     )

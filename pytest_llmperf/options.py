@@ -18,6 +18,7 @@ DEVICES_HELP = "auto, cpu, cuda, cuda:N"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+GC_MODES = ("freeze", "none")  # instruments.Collector implements them
 
 
 def split_list(value: Any) -> list[str]:
@@ -39,6 +40,16 @@ def parse_choices(choices: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> C
         if bad:
             raise ValueError(f"invalid value {', '.join(map(repr, bad))}; valid values: {', '.join(valid)}")
         return tuple(dict.fromkeys(items))  # de-duplicated, order kept
+
+    return parse
+
+
+def parse_choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip()
+        if text not in choices:
+            raise ValueError(f"invalid value {text!r}; valid values: {', '.join(choices)}")
+        return text
 
     return parse
 
@@ -166,6 +177,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("warmup", "1", parse_int(0),
            "untimed warmup rounds before the measured ones (at least 3 with a compile mode)", "N"),
     Option("rounds", "3", parse_int(1), "measured rounds (one round = the whole workload)", "N"),
+    # Measurement hygiene.
+    Option("gc", "freeze", parse_choice(GC_MODES),
+           "garbage collector in measured rounds: 'freeze' collects and freezes the heap before the rounds and "
+           "collects before each round; 'none' leaves it as Python runs it", "MODE"),
+    Option("threads", None, parse_int(1),
+           "torch intra-op and inter-op threads for the session (default: torch's own, one per core)", "N"),
+    Option("max_cv", "0.10", parse_fraction_or_rate(None),
+           "warn when a case's measured rounds vary by more than this coefficient of variation, or its first "
+           "measured round is an outlier ('off' disables)", "FRACTION"),
     # Gates. Unset means the gate is off, except the output gates, which default to strict.
     Option("min_tokens_per_s", None, parse_fraction_or_rate(None), "fail below this many generated tokens/s", "RATE"),
     Option("min_samples_per_s", None, parse_fraction_or_rate(None), "fail below this many samples/s", "RATE"),
@@ -216,3 +236,24 @@ def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -
         if is_explicit:
             explicit[option.dest] = value
     return values, explicit
+
+
+# pytest-benchmark's options that size its own calibrated rounds. Perf tests run pedantic rounds (a
+# fixed warmup and number of rounds: --llmperf-warmup, --llmperf-rounds), where they have no effect.
+# (--benchmark-disable-gc and --benchmark-timer do apply, and are honoured.)
+CALIBRATION_ONLY = ("min_time", "max_time", "min_rounds", "precision", "confidence", "calibration_precision",
+                    "warmup", "warmup_iterations")
+
+
+def benchmark_options_that_do_not_apply(config) -> list[str]:
+    """The ``--benchmark-*`` flags of ``CALIBRATION_ONLY`` that this run sets to other than their default."""
+    try:
+        defaults = vars(config._parser.parse_known_args([]))  # pytest has no public accessor for defaults
+    except Exception:  # pragma: no cover - a pytest without it: say nothing rather than guess
+        return []
+    changed = []
+    for name in CALIBRATION_ONLY:
+        dest = f"benchmark_{name}"
+        if dest in defaults and config.getoption(dest, defaults[dest]) != defaults[dest]:
+            changed.append("--benchmark-" + name.replace("_", "-"))
+    return changed

@@ -12,7 +12,7 @@ import pytest
 from .config import Settings, compile_id
 from .marks import MARKER, MARKER_HELP, marker_kwargs
 from .ordering import in_run_order
-from .options import OPTIONS, THROUGHPUT_THRESHOLDS, read_options
+from .options import OPTIONS, THROUGHPUT_THRESHOLDS, benchmark_options_that_do_not_apply, read_options
 
 SETTINGS = pytest.StashKey[Settings]()
 SESSION = pytest.StashKey[object]()
@@ -39,12 +39,31 @@ def pytest_configure(config: pytest.Config) -> None:
         values, explicit = read_options(lambda dest: config.getoption(f"llmperf_{dest}"), config.getini)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    settings = config.stash[SETTINGS] = Settings.from_options(values, explicit)
+    settings = config.stash[SETTINGS] = Settings.from_options(
+        values, explicit, benchmark_disable_gc=bool(config.getoption("benchmark_disable_gc", False)),
+        timer=str(config.getoption("benchmark_timer", None) or "time.perf_counter"))
+    if settings.threads is not None:  # before any torch work, so that inter-op threads can still be set
+        from .environment import apply_threads
+
+        apply_threads(settings.threads)
+    ignored = benchmark_options_that_do_not_apply(config)
+    if ignored:
+        config.issue_config_time_warning(pytest.PytestWarning(
+            f"llmperf: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to perf tests, which "
+            "run a fixed number of pedantic rounds: set --llmperf-warmup and --llmperf-rounds"), stacklevel=2)
     floors = sorted(set(settings.explicit_thresholds) & set(THROUGHPUT_THRESHOLDS))
     if floors and (config.getoption("benchmark_disable", False) or config.getoption("numprocesses", None)):
         config.issue_config_time_warning(pytest.PytestWarning(
             f"llmperf: {', '.join(floors)} will not be checked: timing is disabled "
             "(--benchmark-disable, or pytest-benchmark disables itself under xdist -n)"), stacklevel=2)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """The environment identity of a saved run: torch's threads change every timing."""
+    from .environment import machine_info as llmperf_machine_info
+
+    machine_info["llmperf"] = llmperf_machine_info()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -157,7 +176,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         from .fixture import GATE_REPORTS
 
         for gate_report, _ in item.stash.get(GATE_REPORTS, []):
-            report.sections.append(("llmperf", "\n".join(gate.line() for gate in gate_report.gates) or "no gates"))
+            lines = [gate.line() for gate in gate_report.gates] or ["no gates"]
+            timing = gate_report.result.timing
+            if timing is not None:
+                lines.append(timing.steadiness.line())
+            report.sections.append(("llmperf", "\n".join(lines)))
     return report
 
 

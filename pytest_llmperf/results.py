@@ -12,6 +12,9 @@ from .measure import Timing
 from .strategies.base import Generations
 
 SECONDS_PER_DAY = 86_400
+UNTIMED_INSTRUMENT_INFO = dict.fromkeys((
+    "compilations_in_measured_rounds", "gc_mode", "gc_enabled_in_rounds", "gc_frozen_objects",
+    "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds"))
 
 
 def speedup(result: "RunResult", bs1: "RunResult | None") -> float | None:
@@ -38,6 +41,7 @@ class RunResult:
     compile_time_s: float | None
     generations: Generations
     timing: Timing | None  # None when --benchmark-disable (ran once, untimed)
+    conditions: dict  # what the rounds ran with: threads, CPUs, load average, timer (environment.conditions)
     consistency: Consistency  # against the bs=1 baseline of the same configuration
     reference: ReferenceScore | None
     bs1: "RunResult | None" = None  # the timed bs=1 run of the same strategy, for the speedup
@@ -93,8 +97,16 @@ class RunResult:
             "round_s": list(self.timing.round_s) if self.timing else None,
             "tokens_per_round": list(self.timing.tokens_per_round) if self.timing else None,
             "warmup_rounds": self.timing.warmup if self.timing else None,
-            "compilations_in_measured_rounds": sum(self.timing.compilations) if self.timing else None,
             "config_hash": self.spec.hash,
             "workload_hash": self.workload.hash,
         })
+        info.update(self.conditions)
+        steadiness = self.timing.steadiness if self.timing else None
+        info.update({
+            "round_cv": steadiness.cv if steadiness else None,
+            "first_round_ratio": steadiness.first_round_ratio if steadiness else None,
+            "steady": steadiness.steady if steadiness else None,
+        })
+        # The instruments' fields: compilations_in_measured_rounds, gc_* (null when untimed).
+        info.update(self.timing.instrument_info if self.timing else UNTIMED_INSTRUMENT_INFO)
         return info

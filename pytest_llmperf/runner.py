@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from . import environment
 from .compare import compare, score_against_references
+from .instruments import Collector, CompileCounter
 from .loading import LoadedModel
 from .measure import timed_rounds, warmup_rounds
 from .results import RunResult
@@ -25,12 +27,16 @@ class Unsupported(Exception):
 def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int,
         benchmark=None) -> RunResult:
     """Timed through ``benchmark`` when given, else one untimed round."""
+    settings = session.settings
+    conditions = {**environment.conditions(), "timer": settings.timer}
     if benchmark is None:
         generations, timing = generate_once(target, workload, strategy_name, batch_size), None
     else:
         with prepared(target, workload, strategy_name, batch_size) as one_round:
-            warmup = warmup_rounds(session.settings.warmup, compiled=target.spec.compile_mode != "none")
-            generations, timing = timed_rounds(benchmark, one_round, target.sync, warmup, session.settings.rounds)
+            warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
+            instruments = (Collector(settings.gc, settings.benchmark_disable_gc), CompileCounter())
+            generations, timing = timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds,
+                                               instruments, settings.max_cv)
     if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
         session.set_baseline(target, workload, generations)
     result = RunResult(
@@ -45,6 +51,7 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         compile_time_s=target.compile_time_s,
         generations=generations,
         timing=timing,
+        conditions=conditions,
         consistency=compare(generations, baseline(session, target, workload)),
         reference=score_against_references(generations, workload.references),
         bs1=session.find(target.spec, workload.spec, strategy_name, 1, timed=True) if batch_size > 1 else None,

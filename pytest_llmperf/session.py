@@ -7,7 +7,10 @@ bad model id fails every test that needs it with the same one-line message, with
 
 from __future__ import annotations
 
+import warnings
+
 from .config import ModelSpec, Settings, WorkloadSpec
+from .environment import oversubscription_warning
 from .loading import LoadedModel, LoadError, load
 from .results import RunResult
 from .strategies.base import Generations
@@ -17,6 +20,9 @@ from .workload import Rows, Workload, WorkloadError, format_workload, load_rows
 class PerfSession:
     def __init__(self, settings: Settings):
         self.settings = settings
+        warning = oversubscription_warning()  # once per session, on the first perf test
+        if warning:
+            warnings.warn(UserWarning(warning), stacklevel=2)
         self.results: list[RunResult] = []
         self._resident: LoadedModel | None = None
         self._load_errors: dict[ModelSpec, LoadError] = {}

@@ -3,8 +3,8 @@
 A: a bare, independently written script, what a user would write: load the model with
    transformers, apply the chat template, then per round tokenize each batch (left padded),
    ``model.generate`` greedily, slice off the prompt, cut at EOS, decode. Run as its own process.
-B: the plugin as a user runs it: ``pytest perf_tests -k test_throughput`` with the ``manual``
-   strategy, in its own process (the pytest heap, pytest-benchmark, the whole suite collected),
+B: the plugin as a user runs it: the shipped suite, ``pytest perf_tests``, with the ``manual``
+   strategy, in its own process (the pytest heap, pytest-benchmark, every test of the suite),
    read back from ``--benchmark-json``.
 
 Both run the same prompts (the built-in test split's first N), the same batch sizes, warmup and
@@ -42,8 +42,6 @@ def bare(args) -> None:
 
     from pytest_llmperf.builtin import DATASET_FILE, MODEL_DIR  # two file paths, nothing else
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, dtype=torch.float32, attn_implementation="sdpa").eval()
@@ -83,27 +81,32 @@ def run_bare(args, out: Path) -> dict:
     command = [sys.executable, __file__, "--bare", "--out", str(out), "--samples", str(args.samples),
                "--rounds", str(args.rounds), "--warmup", str(args.warmup),
                "--batch-sizes", ",".join(map(str, args.batch_sizes))]
-    if args.threads:
-        command += ["--threads", str(args.threads)]
-    subprocess.run(command, check=True, capture_output=True, timeout=600)
+    subprocess.run(command, check=True, capture_output=True, timeout=600, env=side_env(args))
     return {int(k): v for k, v in json.loads(out.read_text()).items()}
 
 
 def run_plugin(args, out: Path) -> dict:
-    command = [sys.executable, "-m", "pytest", "perf_tests", "-q", "-p", "no:cacheprovider", "-k", "test_throughput",
+    command = [sys.executable, "-m", "pytest", "perf_tests", "-q", "-p", "no:cacheprovider",
                "--llmperf-strategies", "manual", "--llmperf-batch-sizes", ",".join(map(str, args.batch_sizes)),
                "--llmperf-num-samples", str(args.samples), "--llmperf-max-new-tokens", str(MAX_NEW_TOKENS),
                "--llmperf-rounds", str(args.rounds), "--llmperf-warmup", str(args.warmup),
                "--benchmark-json", str(out), *shlex.split(args.plugin_args)]
-    if args.threads:
-        command += ["--llmperf-threads", str(args.threads)]
     repo = Path(args.repo)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(repo)}  # that checkout's plugin
+    env = {**side_env(args), "PYTHONPATH": str(repo)}  # that checkout's plugin
     subprocess.run(command, check=True, capture_output=True, timeout=600, cwd=repo, env=env)
     benchmarks = json.loads(out.read_text())["benchmarks"]
     return {b["extra_info"]["batch_size"]: {"round_s": b["extra_info"]["round_s"],
                                             "tokens_per_round": b["extra_info"]["tokens_per_round"]}
             for b in benchmarks}
+
+
+def side_env(args) -> dict:
+    """Both sides get the same environment; ``--threads`` pins torch's threads through OpenMP's
+    variable, which every torch version (and every checkout of the plugin) honours."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    return env
 
 
 def tokens_per_s(side: dict) -> float:
@@ -117,7 +120,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--batch-sizes", default="1,16", type=lambda text: [int(v) for v in text.split(",")])
-    parser.add_argument("--threads", type=int, default=0, help="pin torch's threads on both sides (0: torch's own)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="pin torch's threads on both sides with OMP_NUM_THREADS (0: torch's own)")
     parser.add_argument("--plugin-args", default="", help="extra pytest arguments for side B")
     parser.add_argument("--repo", default=str(REPO), help="the checkout whose plugin and perf_tests B runs")
     parser.add_argument("--bare", action="store_true", help=argparse.SUPPRESS)
@@ -126,8 +130,9 @@ def main() -> None:
     if args.bare:
         return bare(args)
 
+    threads = args.threads or "torch's own"
     print(f"{args.samples} prompts, max_new_tokens {MAX_NEW_TOKENS}, {args.warmup} warmup + {args.rounds} measured "
-          f"rounds per process; tokens/s = median tokens per round / median round; B args: {args.plugin_args or '-'}")
+          f"rounds per process, threads: {threads}; tokens/s = median tokens per round / median round; B args: {args.plugin_args or '-'}")
     print("| pair | order | batch size | bare loop A (tokens/s) | plugin B (tokens/s) | B/A |")
     print("|---|---|---|---|---|---|")
     ratios: dict[int, list[float]] = {size: [] for size in args.batch_sizes}

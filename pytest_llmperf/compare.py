@@ -11,6 +11,7 @@ from difflib import SequenceMatcher
 from statistics import fmean
 from typing import Sequence
 
+from .diagnose import first_difference
 from .strategies.base import Generations
 
 
@@ -55,7 +56,7 @@ def compare(candidate: Generations, baseline: Generations) -> Consistency:
     samples, length_matches = [], 0
     for index, (got, want) in enumerate(zip(candidate.samples, baseline.samples)):
         exact = got.token_ids == want.token_ids
-        diverges_at = None if exact else _first_difference(got.token_ids, want.token_ids)
+        diverges_at = None if exact else first_difference(want.token_ids, got.token_ids)
         samples.append(SampleDiff(index, exact, 1.0 if exact else similarity(got.text, want.text), diverges_at))
         length_matches += len(got.token_ids) == len(want.token_ids)
     return Consistency(tuple(samples), length_matches)
@@ -75,10 +76,3 @@ def score_against_references(generations: Generations, references: Sequence[str]
         similarity=fmean(similarity(text, ref) for text, ref in pairs),
         exact_match=sum(text.split() == ref.split() for text, ref in pairs) / len(pairs),
     )
-
-
-def _first_difference(a: Sequence[int], b: Sequence[int]) -> int:
-    for position, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            return position
-    return min(len(a), len(b))

@@ -64,6 +64,13 @@ class Thresholds:
     min_speedup: float | None = None
     min_exact_match: float | None = None
     min_similarity: float | None = None
+    tolerance: dict | None = None  # metric name (or "*") -> fraction; None: each metric's default
+    min_baseline_match: float | None = None
+    tolerate_near_ties: bool = False
+
+    def tolerance_for(self, metric) -> float:
+        tolerances = self.tolerance or {}
+        return tolerances.get(metric.name, tolerances.get("*", metric.tolerance))
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,11 @@ class Settings:
     max_cv: float | None  # steadiness threshold; None: not checked
     benchmark_disable_gc: bool  # pytest-benchmark's --benchmark-disable-gc: no automatic collection in a round
     timer: str  # pytest-benchmark's --benchmark-timer
+    baseline: str | None  # --llmperf-baseline; None: the run --benchmark-compare selected, if any
+    require_baseline: bool
+    strict_env: bool
+    alpha: float
+    near_tie: float
     default_thresholds: Thresholds  # built-in defaults: a marker beats these
     explicit_thresholds: dict  # set on CLI or in ini: these beat a marker
 
@@ -117,6 +129,11 @@ class Settings:
             max_cv=values["max_cv"],
             benchmark_disable_gc=benchmark_disable_gc,
             timer=timer,
+            baseline=values["baseline"],
+            require_baseline=values["require_baseline"],
+            strict_env=values["strict_env"],
+            alpha=values["alpha"],
+            near_tie=values["near_tie"],
             default_thresholds=Thresholds(**{name: values[name] for name in THRESHOLDS if name not in explicit}),
             explicit_thresholds={name: explicit[name] for name in THRESHOLDS if name in explicit},
         )

@@ -69,7 +69,69 @@ def oversubscription_warning() -> str | None:
     return None
 
 
-def machine_info() -> dict:
-    """The part of pytest-benchmark's ``machine_info`` that pytest-llmperf adds: threads change timings,
-    so runs with different threads are different environments."""
-    return {**threads(), "cpus_available": cpus_available()}
+SOFTWARE = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "flash-attn", "kernels")
+
+
+def machine_info(device: str) -> dict:
+    """The part of pytest-benchmark's ``machine_info`` that pytest-llmperf adds, for ``device`` (as
+    requested: auto, cpu, cuda, cuda:N).
+
+    ``hardware``: what a timing depends on. Threads are part of it: runs with different threads are
+    different machines for a timing. ``software``: what may change an answer or a timing, and is
+    named when it differs (an upgrade check compares across exactly these).
+    """
+    import platform
+
+    import torch
+
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    hardware = {"device_type": "cuda" if on_cuda else "cpu", "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+                "cpus_available": cpus_available(), **threads()}
+    software = {"python": platform.python_version(), **{name: package_version(name) for name in SOFTWARE}}
+    if on_cuda:
+        gpus = [torch.cuda.get_device_properties(index) for index in range(torch.cuda.device_count())]
+        hardware["gpu_count"] = len(gpus)
+        hardware["gpus"] = [{"name": gpu.name, "memory_mb": gpu.total_memory // 2**20,
+                             "capability": f"{gpu.major}.{gpu.minor}"} for gpu in gpus]
+        software["cuda_runtime"] = torch.version.cuda
+        software["nvidia_driver"] = nvidia_driver()
+    return {"hardware": hardware, "software": software}
+
+
+def package_version(name: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def nvidia_driver() -> str | None:
+    """The driver version through NVML (nvidia-ml-py), when it is installed."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        try:
+            version = pynvml.nvmlSystemGetDriverVersion()
+        finally:
+            pynvml.nvmlShutdown()
+    except pynvml.NVMLError:
+        return None
+    return version.decode() if isinstance(version, bytes) else version

@@ -18,7 +18,9 @@ import pytest
 
 from . import runner
 from .config import ModelSpec, TestSettings
-from .gates import check
+from .baseline import BaselineError
+from .gates import GateReport, check
+from .report import junit_properties
 from .loading import LoadError, UnsupportedCombination
 from .results import RunResult
 from .session import PerfSession
@@ -119,10 +121,23 @@ class LLMPerf:
 
     def _gate(self, result: RunResult, *, outputs: bool, throughput: bool) -> None:
         """Check the gates now; the plugin fails the test after its body returns if any failed."""
-        report = check(result, self.settings.thresholds, outputs=outputs, throughput=throughput)
+        thresholds = self.settings.thresholds
+        report = check(result, thresholds, outputs=outputs, throughput=throughput)
+        target, workload, node = self.target, self.workload, self._request.node
+        try:
+            against = self._session.against_baseline(result, node.nodeid, thresholds, timing=throughput,
+                                                     outputs=outputs, target=target, workload=workload)
+        except BaselineError as exc:
+            against, message = None, str(exc)
+        else:
+            message = None
+        if message is not None:  # outside `except`: one line, no chained traceback
+            pytest.fail(message, pytrace=False)
+        if against is not None:
+            report = GateReport(result, report.gates + against.gates, against)
+        node.user_properties.extend(junit_properties(result, against))
         text = None
         if not report.passed:
-            workload = self.workload
-            baseline = runner.baseline(self._session, self.target, workload)
-            text = report.failure_text(baseline, workload.prompts, self.target.tokenizer)
-        self._request.node.stash.setdefault(GATE_REPORTS, []).append((report, text))
+            bs1 = runner.baseline(self._session, target, workload)
+            text = report.failure_text(bs1, workload, target, self._session.settings.near_tie)
+        node.stash.setdefault(GATE_REPORTS, []).append((report, text))

@@ -5,8 +5,10 @@ output drift the worst samples with the token where they first diverge)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .config import Thresholds
+from .diagnose import diagnose
 from .results import RunResult
 
 WORST_SAMPLES = 3
@@ -21,8 +23,11 @@ class GateResult:
     required: float
     passed: bool
     note: str = ""
+    text: str = ""  # a line of its own (the cross-commit gates), instead of "label: measured >= required"
 
     def line(self) -> str:
+        if self.text:
+            return self.text
         if self.passed and self.measured is None:
             return f"{self.label}: not checked ({self.note})"
         measured = "not measured" if self.measured is None else f"{self.measured:.4g}"
@@ -35,6 +40,7 @@ class GateResult:
 class GateReport:
     result: RunResult
     gates: tuple[GateResult, ...]
+    against_baseline: Any = None  # regression.BaselineComparison, when a stored run was compared
 
     @property
     def failures(self) -> list[GateResult]:
@@ -44,13 +50,28 @@ class GateReport:
     def passed(self) -> bool:
         return not self.failures
 
-    def failure_text(self, baseline, prompts, tokenizer) -> str:
-        """``baseline``: the bs=1 ``Generations``; ``prompts``: the raw prompts, in workload order."""
+    def failure_text(self, bs1, workload, target, near_tie: float) -> str:
+        """``bs1``: the bs=1 ``Generations`` of this configuration; ``workload``/``target``: what ran,
+        for the prompts and the drift diagnosis."""
         result = self.result
         lines = [f"llmperf gate failed: {result.label} on {result.spec.model} ({result.device})"]
         lines += [f"  {gate.line()}" for gate in self.failures]
         if any(gate.name in OUTPUT_GATES for gate in self.failures):
-            lines += _worst_samples(result, baseline, prompts, tokenizer)
+            worst = result.consistency.worst(WORST_SAMPLES)
+            divergences = [diagnose(target, diff.index, workload.input_ids[diff.index],
+                                    bs1.samples[diff.index].token_ids,
+                                    result.generations.samples[diff.index].token_ids, near_tie) for diff in worst]
+            lines += sample_lines(f"bs={result.batch_size} {result.strategy} vs the bs=1 baseline", divergences,
+                                  [bs1.samples[d.index].text for d in divergences], result, workload,
+                                  target.tokenizer, reference_name="bs=1", similarities={d.index: d.similarity
+                                                                                          for d in worst})
+        drift = self.against_baseline.drift if self.against_baseline is not None else None
+        if drift is not None and any(gate.name == "min_baseline_match" for gate in self.failures):
+            shown = sorted(drift.divergences, key=lambda d: (d.tolerable, d.position, d.index))[:WORST_SAMPLES]
+            lines += sample_lines("now vs the stored baseline run", shown,
+                                  [target.tokenizer.decode(self.against_baseline.stored_outputs[d.index],
+                                                           skip_special_tokens=True) for d in shown],
+                                  result, workload, target.tokenizer, reference_name="baseline")
         return "\n".join(lines)
 
 
@@ -95,29 +116,19 @@ def _at_least(name: str, label: str, measured: float | None, required: float, no
     return GateResult(name, label, measured, required, measured is not None and measured >= required, note)
 
 
-def _worst_samples(result: RunResult, baseline, prompts, tokenizer) -> list[str]:
-    worst = result.consistency.worst(WORST_SAMPLES)
-    if not worst:
+def sample_lines(title: str, divergences, reference_texts, result: RunResult, workload, tokenizer, *,
+                 reference_name: str, similarities: dict | None = None) -> list[str]:
+    """Each differing sample: where it diverges, what kind of change it is, the prompt and both outputs."""
+    if not divergences:
         return []
-    baseline_label, run_label = "bs=1", f"bs={result.batch_size}"
-    lines = [f"  worst samples ({run_label} {result.strategy} vs the {baseline_label} baseline):"]
-    for diff in worst:
-        got = result.generations.samples[diff.index]
-        want = baseline.samples[diff.index]
-        position = diff.diverges_at
-        lines.append(f"  - sample {diff.index}: similarity {diff.similarity:.2f}, first diverges at generated "
-                     f"token {position}: {_token(tokenizer, want.token_ids, position)} ({baseline_label}) vs "
-                     f"{_token(tokenizer, got.token_ids, position)} ({run_label})")
-        lines.append(f"      prompt: {_preview(prompts[diff.index])}")
-        lines.append(f"      {baseline_label}: {_preview(want.text)}")
-        lines.append(f"      {run_label}: {_preview(got.text)}")
+    lines = [f"  differing samples ({title}; near-tie = log-prob margin within --llmperf-near-tie):"]
+    for divergence, reference_text in zip(divergences, reference_texts):
+        similarity = f"similarity {similarities[divergence.index]:.2f}, " if similarities else ""
+        lines.append(f"  - sample {divergence.index}: {similarity}{divergence.describe(tokenizer)}")
+        lines.append(f"      prompt: {_preview(workload.prompts[divergence.index])}")
+        lines.append(f"      {reference_name}: {_preview(reference_text)}")
+        lines.append(f"      now: {_preview(result.generations.samples[divergence.index].text)}")
     return lines
-
-
-def _token(tokenizer, ids, position) -> str:
-    if position is None or position >= len(ids):
-        return "<end>"
-    return repr(tokenizer.decode([ids[position]]))
 
 
 def _preview(text: str) -> str:

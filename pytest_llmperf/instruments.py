@@ -148,3 +148,46 @@ class Collector(Instrument):
                 f"gen{generation}": sum(r.by_generation[generation] for r in readings) for generation in range(3)},
             "gc_pause_s_in_measured_rounds": sum(r.pause_s for r in readings),
         }
+
+
+class SpeedProbe(Instrument):
+    """How fast the machine is right now, measured by a fixed workload that does not depend on the
+    code under test: a few matrix products on the device (through torch's threads, like inference)
+    and a pure-Python loop (the interpreter, which dominates small models). It runs after each
+    round, untimed, about 10 ms on a 2-core CPU.
+
+    A noisy neighbour, a throttled clock or a slower runner slows the probe as it slows the rounds,
+    so the cross-commit gate can tell a slower machine from slower code: it compares throughput
+    times probe time, per round.
+    """
+
+    name = "probe"
+    MATMULS, SIZE, LOOP = 60, 256, 60_000
+
+    def __init__(self, device: str, sync) -> None:
+        self._device, self._sync = device, sync
+        self._operands = None
+
+    def open(self) -> None:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        self._operands = [torch.randn(self.SIZE, self.SIZE, generator=generator).to(self._device) for _ in range(2)]
+
+    def after_round(self) -> float:
+        a, b = self._operands
+        self._sync()
+        start = time.perf_counter()
+        for _ in range(self.MATMULS):
+            a.mm(b)
+        self._sync()
+        total = 0
+        for i in range(self.LOOP):
+            total += i * i
+        return time.perf_counter() - start
+
+    def close(self) -> None:
+        self._operands = None
+
+    def summary(self, readings: Sequence[float]) -> dict:
+        return {"probe_s": list(readings)}

@@ -16,6 +16,7 @@ from typing import Any
 
 from . import builtin
 from .config import ModelSpec
+from .identity import model_revision
 from .options import BUILTIN
 
 WARMUP_PROMPT = "Hello"
@@ -39,6 +40,7 @@ class LoadedModel:
     load_time_s: float
     compile_time_s: float | None = None
     eos_token_ids: frozenset = field(default_factory=frozenset)
+    revision: str = ""  # identity.model_revision: a hub commit, or a digest of a local directory
 
     def sync(self) -> None:
         """Wait for queued device work, so a clock read measures finished work."""
@@ -168,6 +170,7 @@ def load(spec: ModelSpec) -> LoadedModel:
         dtype=str(model.dtype).removeprefix("torch."),
         load_time_s=0.0,
         eos_token_ids=_eos_ids(model, tokenizer),
+        revision=model_revision(source, model),
     )
     loaded.sync()
     loaded.load_time_s = time.perf_counter() - start

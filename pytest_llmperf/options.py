@@ -110,6 +110,39 @@ def parse_fraction_or_rate(upper: float | None) -> Callable[[Any], float | None]
     return parse
 
 
+def parse_bool(value: Any) -> bool:
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"invalid value {value!r}; expected true or false")
+
+
+def parse_tolerances(value: Any) -> dict[str, float]:
+    """``0.1`` (every metric), ``tokens_per_s=0.05`` (one metric), or both: ``0.1,tokens_per_s=0.05``.
+
+    A dict (from a marker) works too. The key ``*`` holds the value for every metric."""
+    from .metrics import METRICS_BY_NAME  # light; imported here because metrics imports this module's users
+
+    METRIC_NAMES = tuple(METRICS_BY_NAME)
+
+    items = value.items() if isinstance(value, dict) else (
+        (item.split("=", 1) if "=" in item else ("*", item)) for item in split_list(value))
+    tolerances = {}
+    for name, raw in items:
+        name = str(name).strip()
+        if name not in ("*", *METRIC_NAMES):
+            raise ValueError(f"unknown metric {name!r}; metrics: {', '.join(METRIC_NAMES)}")
+        number = parse_fraction_or_rate(None)(raw)
+        if number is None:
+            raise ValueError(f"invalid tolerance {raw!r} for {name}; expected a fraction, e.g. 0.1 for 10%")
+        tolerances[name] = number
+    if not tolerances:
+        raise ValueError("expected a fraction, e.g. 0.1, or metric=fraction pairs, e.g. tokens_per_s=0.05")
+    return tolerances
+
+
 def parse_device(value: Any) -> str:
     text = str(value).strip()
     if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
@@ -142,6 +175,7 @@ class Option:
     parse: Callable[[Any], Any]
     help: str
     metavar: str = "VALUE"
+    flag_only: bool = False  # a switch on the command line (no value); true/false in ini and markers
 
     @property
     def flag(self) -> str:
@@ -195,6 +229,27 @@ OPTIONS: tuple[Option, ...] = (
            "fail when fewer than this fraction of samples equal the bs=1 token ids (0..1)", "FRACTION"),
     Option("min_similarity", "0.95", parse_fraction_or_rate(1.0),
            "fail when the mean word-level similarity to bs=1 is below this (0..1)", "FRACTION"),
+    # Against a stored earlier run (the cross-commit gate).
+    Option("baseline", None, parse_optional_text,
+           "a saved run (--benchmark-json or autosave file) to compare with; default: the run --benchmark-compare "
+           "selected", "PATH"),
+    Option("require_baseline", "false", parse_bool, "fail a case that has nothing to compare with in the baseline",
+           flag_only=True),
+    Option("strict_env", "false", parse_bool,
+           "fail, rather than skip, timing comparisons with a baseline measured on other hardware", flag_only=True),
+    Option("tolerance", None, parse_tolerances,
+           "how much worse than the baseline a metric may get before it can fail: a fraction for every metric, "
+           "and/or metric=fraction (default: 0.1 for tokens_per_s and samples_per_s)", "TOLERANCE"),
+    Option("alpha", "0.01", parse_fraction_or_rate(0.5),
+           "significance level of the test that a change against the baseline is not noise", "P"),
+    Option("min_baseline_match", "1.0", parse_fraction_or_rate(1.0),
+           "fail when fewer than this fraction of samples equal the baseline's token ids (0..1)", "FRACTION"),
+    Option("near_tie", "0.5", parse_fraction_or_rate(None),
+           "a divergence from the baseline whose log-prob margin is at most this (nats) is numeric drift, "
+           "not a behaviour change", "NATS"),
+    Option("tolerate_near_ties", "false", parse_bool,
+           "count near-tie divergences from the baseline as matching: fail only on confident changes "
+           "(outputs across different hardware)", flag_only=True),
 )
 
 OPTIONS_BY_DEST = {option.dest: option for option in OPTIONS}
@@ -208,7 +263,8 @@ AXES = {  # option dest -> marker keyword
     "strategies": "strategies",
 }
 THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup")
-THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "min_exact_match", "min_similarity")
+BASELINE_THRESHOLDS = ("tolerance", "min_baseline_match", "tolerate_near_ties")
+THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "min_exact_match", "min_similarity", *BASELINE_THRESHOLDS)
 
 
 def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -> tuple[dict, dict]:

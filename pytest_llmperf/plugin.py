@@ -15,6 +15,7 @@ from .ordering import in_run_order
 from .options import OPTIONS, THROUGHPUT_THRESHOLDS, benchmark_options_that_do_not_apply, read_options
 
 SETTINGS = pytest.StashKey[Settings]()
+SAVED_SCHEMA = 1  # the layout of what pytest-llmperf adds to a saved run
 SESSION = pytest.StashKey[object]()
 
 # Fixture name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
@@ -28,8 +29,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmperf", "LLM inference performance (pytest-llmperf)")
     for option in OPTIONS:
         default = "off" if option.default is None else option.default
-        group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, metavar=option.metavar,
-                        help=f"{option.help} [default: {default}; ini: {option.ini}]")
+        if option.flag_only:
+            group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, action="store_const",
+                            const="true", help=f"{option.help} [ini: {option.ini} = true]")
+        else:
+            group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, metavar=option.metavar,
+                            help=f"{option.help} [default: {default}; ini: {option.ini}]")
         parser.addini(option.ini, help=option.help, default=None)
 
 
@@ -46,6 +51,13 @@ def pytest_configure(config: pytest.Config) -> None:
         from .environment import apply_threads
 
         apply_threads(settings.threads)
+    if settings.baseline is not None:  # a bad path is a usage error now, not a failure in every test
+        from .baseline import BaselineError, load
+
+        try:
+            load(settings.baseline)
+        except BaselineError as exc:
+            raise pytest.UsageError(f"--llmperf-baseline: {exc}") from None
     ignored = benchmark_options_that_do_not_apply(config)
     if ignored:
         config.issue_config_time_warning(pytest.PytestWarning(
@@ -60,10 +72,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    """The environment identity of a saved run: torch's threads change every timing."""
+    """The environment fingerprint of a saved run: hardware (threads included) and software versions."""
     from .environment import machine_info as llmperf_machine_info
 
-    machine_info["llmperf"] = llmperf_machine_info()
+    machine_info["llmperf"] = llmperf_machine_info(config.stash[SETTINGS].device)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
+    """The generated token ids of every timed case, once per distinct set (cases refer to them by digest)."""
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        output_json["llmperf"] = {"schema": SAVED_SCHEMA, "outputs": session.outputs()}
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -76,7 +96,9 @@ def _perf_session(config: pytest.Config):
     if SESSION not in config.stash:
         from .session import PerfSession
 
-        config.stash[SESSION] = PerfSession(config.stash[SETTINGS])
+        from .baseline import from_benchmark_compare
+
+        config.stash[SESSION] = PerfSession(config.stash[SETTINGS], lambda: from_benchmark_compare(config))
     return config.stash[SESSION]
 
 
@@ -189,7 +211,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     session = config.stash.get(SESSION, None)
     if session is None or not session.results:
         return
-    from .report import render
+    import os
 
+    from .report import github_summary, render, render_comparisons
+
+    sections = [render(session.results), render_comparisons(session.comparisons)]
     terminalreporter.write_sep("=", "llmperf results")
-    terminalreporter.write_line(render(session.results))
+    terminalreporter.write_line(sections[0])
+    if sections[1]:
+        terminalreporter.write_sep("=", "llmperf vs baseline")
+        terminalreporter.write_line(sections[1])
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with open(summary_path, "a", encoding="utf-8") as handle:
+            handle.write(github_summary(sections))

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 
 from .compare import Consistency, ReferenceScore
 from .config import ModelSpec, WorkloadSpec
+from .identity import digest, work_identity
 from .measure import Timing
+from .metrics import samples as metric_samples
 from .strategies.base import Generations
 
 SECONDS_PER_DAY = 86_400
 UNTIMED_INSTRUMENT_INFO = dict.fromkeys((
     "compilations_in_measured_rounds", "gc_mode", "gc_enabled_in_rounds", "gc_frozen_objects",
-    "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds"))
+    "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s"))
 
 
 def speedup(result: "RunResult", bs1: "RunResult | None") -> float | None:
@@ -42,6 +44,8 @@ class RunResult:
     generations: Generations
     timing: Timing | None  # None when --benchmark-disable (ran once, untimed)
     conditions: dict  # what the rounds ran with: threads, CPUs, load average, timer (environment.conditions)
+    causes: dict  # what may change the answer (identity.causes)
+    prompts_digest: str  # the raw prompts, part of the work's identity
     consistency: Consistency  # against the bs=1 baseline of the same configuration
     reference: ReferenceScore | None
     bs1: "RunResult | None" = None  # the timed bs=1 run of the same strategy, for the speedup
@@ -61,6 +65,14 @@ class RunResult:
     @property
     def speedup_vs_bs1(self) -> float | None:
         return speedup(self, self.bs1)
+
+    @property
+    def identity(self) -> dict:
+        return work_identity(self)
+
+    @property
+    def outputs_digest(self) -> str:
+        return digest([list(sample.token_ids) for sample in self.generations.samples])
 
     @property
     def label(self) -> str:
@@ -109,4 +121,12 @@ class RunResult:
         })
         # The instruments' fields: compilations_in_measured_rounds, gc_* (null when untimed).
         info.update(self.timing.instrument_info if self.timing else UNTIMED_INSTRUMENT_INFO)
+        # What a later run compares with (the cross-commit gate): the ids themselves are stored once per
+        # distinct set, at the top of the saved JSON (``llmperf.outputs``), under this digest.
+        info.update({
+            "identity": self.identity,
+            "causes": self.causes,
+            "outputs": self.outputs_digest,
+            "metric_samples": metric_samples(self.timing, self.num_samples),
+        })
         return info

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from . import environment
 from .compare import compare, score_against_references
-from .instruments import Collector, CompileCounter
+from .instruments import Collector, CompileCounter, SpeedProbe
 from .loading import LoadedModel
 from .measure import timed_rounds, warmup_rounds
 from .results import RunResult
@@ -34,7 +34,8 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
     else:
         with prepared(target, workload, strategy_name, batch_size) as one_round:
             warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
-            instruments = (Collector(settings.gc, settings.benchmark_disable_gc), CompileCounter())
+            instruments = (Collector(settings.gc, settings.benchmark_disable_gc), CompileCounter(),
+                           SpeedProbe(target.device, target.sync))
             generations, timing = timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds,
                                                instruments, settings.max_cv)
     if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
@@ -52,6 +53,8 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         generations=generations,
         timing=timing,
         conditions=conditions,
+        causes=session.causes(target, workload),
+        prompts_digest=workload.prompts_digest,
         consistency=compare(generations, baseline(session, target, workload)),
         reference=score_against_references(generations, workload.references),
         bs1=session.find(target.spec, workload.spec, strategy_name, 1, timed=True) if batch_size > 1 else None,

@@ -9,17 +9,26 @@ from __future__ import annotations
 
 import warnings
 
+from . import environment, identity
+from .baseline import Baseline, BaselineError
+from .baseline import load as load_baseline
 from .config import ModelSpec, Settings, WorkloadSpec
 from .environment import oversubscription_warning
 from .loading import LoadedModel, LoadError, load
+from .regression import compare_case
 from .results import RunResult
 from .strategies.base import Generations
 from .workload import Rows, Workload, WorkloadError, format_workload, load_rows
 
 
 class PerfSession:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, benchmark_compare_path=lambda: None):
+        """``benchmark_compare_path``: returns the run pytest-benchmark loaded for --benchmark-compare, if any."""
         self.settings = settings
+        self.comparisons: list = []  # regression.BaselineComparison, for the end-of-session table
+        self._benchmark_compare_path = benchmark_compare_path
+        self._earlier_run: Baseline | BaselineError | None | bool = False  # False: not looked for yet
+        self._machine_info: dict | None = None
         warning = oversubscription_warning()  # once per session, on the first perf test
         if warning:
             warnings.warn(UserWarning(warning), stacklevel=2)
@@ -29,6 +38,7 @@ class PerfSession:
         self._rows: dict[WorkloadSpec, Rows | WorkloadError] = {}
         self._workloads: dict[tuple[str, WorkloadSpec], Workload] = {}
         self._baselines: dict[tuple[ModelSpec, WorkloadSpec], Generations] = {}
+        self._causes: dict[tuple[ModelSpec, WorkloadSpec], dict] = {}
 
     def target(self, spec: ModelSpec) -> LoadedModel:
         if self._resident is not None and self._resident.spec == spec:
@@ -57,6 +67,44 @@ class PerfSession:
                 raise rows
             self._workloads[key] = format_workload(spec, rows, target.tokenizer)
         return self._workloads[key]
+
+    def earlier_run(self) -> Baseline | None:
+        """The stored run to compare with (--llmperf-baseline, else --benchmark-compare's), loaded once."""
+        if self._earlier_run is False:
+            path = self.settings.baseline or self._benchmark_compare_path()
+            try:
+                self._earlier_run = None if path is None else load_baseline(path)
+            except BaselineError as exc:
+                self._earlier_run = exc
+        if isinstance(self._earlier_run, BaselineError):
+            raise self._earlier_run
+        return self._earlier_run
+
+    def machine_info(self) -> dict:
+        if self._machine_info is None:
+            self._machine_info = environment.machine_info(self.settings.device)
+        return self._machine_info
+
+    def against_baseline(self, result: RunResult, test_id: str, thresholds, *, timing: bool, outputs: bool,
+                         target: LoadedModel, workload: Workload):
+        """This case against the stored run (``regression.compare_case``); remembered for the report."""
+        comparison = compare_case(result, test_id, self.earlier_run(), self.machine_info(), thresholds,
+                                  self.settings, timing=timing, outputs=outputs, target=target,
+                                  prompt_ids=workload.input_ids)
+        if comparison is not None:
+            self.comparisons.append(comparison)
+        return comparison
+
+    def causes(self, target: LoadedModel, workload: Workload) -> dict:
+        key = (target.spec, workload.spec)
+        if key not in self._causes:
+            self._causes[key] = identity.causes(target, workload)
+        return self._causes[key]
+
+    def outputs(self) -> dict[str, list[list[int]]]:
+        """Every timed result's generated token ids, once per distinct set (``extra_info["outputs"]``)."""
+        return {result.outputs_digest: [list(sample.token_ids) for sample in result.generations.samples]
+                for result in self.results if result.timing is not None}
 
     def baseline(self, target: LoadedModel, workload: Workload) -> Generations | None:
         return self._baselines.get((target.spec, workload.spec))

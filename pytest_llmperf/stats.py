@@ -6,15 +6,21 @@ A case's measured rounds are a handful of samples (3 by default). Two questions 
   how much the rounds disagree; pyperf warns at 10%, CodSpeed flags a relative deviation above 10%.
   A first measured round much slower than the rest says that warm-up was not over (a lazy
   initialisation, a cache, a compilation, a garbage collection) even when the CV is moderate.
-* (the cross-commit gate adds its tests here, on the same samples.)
+* **Did a metric change between two runs?** (``compare``, for the cross-commit gate.) A change
+  counts only when it is both larger than a tolerance and statistically significant, as asv
+  decides: the ratio of the medians, and a one-sided Mann-Whitney U test on the per-round samples
+  at ``alpha``. When the rounds are too few for the test to ever reach ``alpha`` (3 against 3
+  cannot go below p = 0.05), the verdict is "low power" and rests on the confidence interval of
+  the ratio instead: the change must lie outside 1 across the whole interval. The interval is a
+  bootstrap percentile interval of the ratio of medians.
 
-Nothing here imports numpy or scipy: these are a few numbers, and ``statistics`` computes them
-exactly.
+Steadiness uses ``statistics`` only; ``compare`` imports scipy and numpy when it is called.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import comb
 from statistics import fmean, median, stdev
 from typing import Sequence
 
@@ -85,3 +91,68 @@ class Steadiness:
 
 def steadiness(samples: Sequence[float], max_cv: float | None) -> Steadiness:
     return Steadiness(cv(samples), first_round_ratio(samples), max_cv)
+
+
+# -- comparing two runs -----------------------------------------------------------------------------
+
+REGRESSED, IMPROVED, UNCHANGED, INCONCLUSIVE = "regressed", "improved", "unchanged", "inconclusive"
+BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Change:
+    """One metric, now against a baseline."""
+
+    ratio: float  # median(now) / median(baseline)
+    ci: tuple[float, float]  # confidence interval of the ratio, at 1 - alpha
+    p_value: float | None  # one-sided Mann-Whitney U, in the direction of the observed change
+    low_power: bool  # too few rounds for the test to reach alpha: the interval decides
+    verdict: str  # regressed, improved, unchanged, inconclusive
+    reason: str = ""  # why inconclusive
+
+
+def min_attainable_p(m: int, n: int) -> float:
+    """The smallest one-sided p-value an exact Mann-Whitney U test can give for m and n samples."""
+    return 1 / comb(m + n, m)
+
+
+def ratio_ci(baseline, now, confidence: float) -> tuple[float, float]:
+    """Bootstrap percentile interval of median(now) / median(baseline) (fixed seed: reproducible)."""
+    import numpy as np
+    from scipy.stats import bootstrap
+
+    def ratio(x, y, axis=-1):
+        return np.median(y, axis=axis) / np.median(x, axis=axis)
+
+    if len(baseline) < 2 or len(now) < 2:  # nothing to resample: the range of pairwise ratios
+        return min(now) / max(baseline), max(now) / min(baseline)
+    result = bootstrap((np.asarray(baseline, float), np.asarray(now, float)), ratio, vectorized=True, paired=False,
+                       confidence_level=confidence, method="percentile", n_resamples=BOOTSTRAP_RESAMPLES,
+                       rng=np.random.default_rng(0))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def compare(baseline, now, *, higher_is_better: bool, tolerance: float, alpha: float = 0.01) -> Change:
+    """Is ``now`` worse (or better) than ``baseline`` by more than ``tolerance``, and is it significant?"""
+    from scipy.stats import mannwhitneyu
+
+    ratio = median(now) / median(baseline)
+    ci = ratio_ci(baseline, now, 1 - alpha)
+    worse = ratio < 1 - tolerance if higher_is_better else ratio > 1 + tolerance
+    better = ratio > 1 + tolerance if higher_is_better else ratio < 1 - tolerance
+    if not (worse or better):
+        return Change(ratio, ci, None, False, UNCHANGED)
+    if min(len(now), len(baseline)) < 2:
+        return Change(ratio, ci, None, True, INCONCLUSIVE, "one round on a side: no measure of its noise")
+    low_power = min_attainable_p(len(now), len(baseline)) > alpha
+    now_smaller = ratio < 1  # the direction of the change: test that one
+    p_value = float(mannwhitneyu(now, baseline, alternative="less" if now_smaller else "greater",
+                                 method="exact" if len(now) + len(baseline) <= 40 else "auto").pvalue)
+    if low_power:
+        significant = ci[1] < 1 if now_smaller else ci[0] > 1
+    else:
+        significant = p_value < alpha
+    if not significant:
+        return Change(ratio, ci, p_value, low_power, INCONCLUSIVE,
+                      "the rounds overlap too much to tell" if low_power else f"p = {p_value:.3g} >= {alpha:g}")
+    return Change(ratio, ci, p_value, low_power, REGRESSED if worse else IMPROVED)

@@ -49,6 +49,13 @@ class Workload:
         return self.rows.prompts
 
     @property
+    def prompts_digest(self) -> str:
+        """The raw prompts (before any template): part of a case's identity."""
+        from .identity import digest
+
+        return digest(list(self.rows.prompts))
+
+    @property
     def references(self) -> tuple[str, ...] | None:
         return self.rows.references
 

@@ -91,7 +91,7 @@ def test_threads_option_sets_torch_threads_and_is_recorded(pytester):
     [info] = extra_info(pytester)
     assert info["torch_num_threads"] == 1 and info["torch_num_interop_threads"] == 1
     assert info["cpus_available"] >= 1
-    machine = json.loads((pytester.path / "bench.json").read_text())["machine_info"]["llmperf"]
+    machine = json.loads((pytester.path / "bench.json").read_text())["machine_info"]["llmperf"]["hardware"]
     assert machine["torch_num_threads"] == 1 and machine["torch_num_interop_threads"] == 1
 
 

@@ -1,0 +1,75 @@
+"""What do the instruments cost a round? One process, rounds alternating with and without them.
+
+A: one round of the plugin's ``manual`` strategy, nothing around it.
+B: the same round inside every instrument the plugin runs (``instruments.py``), as the plugin runs
+   a case: the heap collected and frozen, one warmup round, then a collection before the measured
+   round, garbage collections observed through ``gc.callbacks``, compilations counted, the speed
+   probe run after each round; set-up and read-out outside the timed region.
+
+Rounds alternate A, B, A, B..., so drift in machine speed hits both alike; both produce the same
+token ids (asserted). Prints the median round of each and B/A per batch size, and how many
+collections the callback saw per round.
+
+    HF_HUB_OFFLINE=1 python benchmarks/instrument_cost.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from statistics import median
+
+from pytest_llmperf.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
+from pytest_llmperf.config import ModelSpec, WorkloadSpec
+from pytest_llmperf.instruments import Collector, CompileCounter, SpeedProbe
+from pytest_llmperf.loading import load
+from pytest_llmperf.options import BUILTIN
+from pytest_llmperf.runner import prepared
+from pytest_llmperf.workload import format_workload, load_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=48)
+    parser.add_argument("--pairs", type=int, default=8)
+    parser.add_argument("--batch-sizes", default="1,16")
+    args = parser.parse_args()
+
+    spec = WorkloadSpec(BUILTIN, "test", PROMPT_COLUMN, REFERENCE_COLUMN, args.samples, 32)
+    target = load(ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none"))
+    workload = format_workload(spec, load_rows(spec), target.tokenizer)
+    print(f"{args.samples} prompts, {args.pairs} alternating pairs per batch size; median round seconds")
+    print("| batch size | bare round (A) | round inside the instruments (B) | B/A | collections seen per round |")
+    print("|---|---|---|---|---|")
+    for batch_size in map(int, args.batch_sizes.split(",")):
+        times_a, times_b, collections = [], [], []
+        with prepared(target, workload, "manual", batch_size) as one_round:
+            expected = one_round()  # warm
+            for _ in range(args.pairs):
+                start = time.perf_counter()
+                got_a = one_round()
+                times_a.append(time.perf_counter() - start)
+
+                # As the plugin runs a case: open, one warmup round, then the measured round.
+                instruments = (Collector("freeze", disabled_in_rounds=False), CompileCounter(),
+                               SpeedProbe(target.device, target.sync))
+                for instrument in instruments:
+                    instrument.open()
+                for _ in ("warmup", "measured"):
+                    for instrument in instruments:
+                        instrument.before_round()
+                    start = time.perf_counter()
+                    got_b = one_round()
+                    elapsed = time.perf_counter() - start
+                    seen = [instrument.after_round() for instrument in instruments][0]
+                times_b.append(elapsed)
+                for instrument in instruments:
+                    instrument.close()
+                collections.append(sum(seen.by_generation))
+                assert got_a == got_b == expected
+        a, b = median(times_a), median(times_b)
+        print(f"| {batch_size} | {a:.4f} | {b:.4f} | {b / a:.3f} | {median(collections):g} |")
+
+
+if __name__ == "__main__":
+    main()

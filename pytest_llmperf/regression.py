@@ -1,0 +1,232 @@
+"""One case against a stored earlier run: is it the same work, on the same hardware, did a metric
+regress beyond noise, did the outputs drift, and what most likely changed.
+
+``compare_case`` returns a ``BaselineComparison``: the rows of the end-of-session comparison table,
+and the ``GateResult``s the test fails on. Nothing here fails a test by itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import median
+
+from . import identity as identity_module
+from .baseline import Baseline, BaselineCase
+from .diagnose import Divergence, diagnose
+from .gates import GateResult
+from .metrics import METRICS, Metric
+from .stats import INCONCLUSIVE, REGRESSED, Change, compare
+
+NO_BASELINE, NOT_COMPARABLE, COMPARED = "no baseline", "not comparable", "compared"
+HARDWARE_KEYS = ("device_type", "cpu_model", "cpu_count", "cpus_available", "torch_num_threads",
+                 "torch_num_interop_threads", "gpu_count", "gpus")
+
+
+@dataclass(frozen=True)
+class MetricCheck:
+    metric: Metric
+    baseline: float  # median of the baseline's per-round samples
+    now: float
+    tolerance: float
+    change: Change | None  # None: not compared (see note)
+    note: str = ""
+    speed_adjusted: bool = False  # compared at the baseline's machine speed (both runs carry probe readings)
+
+    @property
+    def verdict(self) -> str:
+        return self.change.verdict if self.change else self.note
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    total: int
+    identical: int
+    divergences: tuple[Divergence, ...]
+    min_match: float
+    tolerate_near_ties: bool
+
+    @property
+    def near_ties(self) -> int:
+        return sum(d.tolerable for d in self.divergences)
+
+    @property
+    def matching(self) -> int:
+        return self.identical + (self.near_ties if self.tolerate_near_ties else 0)
+
+    @property
+    def match_rate(self) -> float:
+        return self.matching / self.total
+
+    @property
+    def passed(self) -> bool:
+        return self.match_rate >= self.min_match
+
+    @property
+    def verdict(self) -> str:
+        if self.identical == self.total:
+            return "identical"
+        confident = len(self.divergences) - self.near_ties
+        kinds = ", ".join(part for part in (f"{self.near_ties} near-tie" if self.near_ties else "",
+                                            f"{confident} confident" if confident else "") if part)
+        return f"{'drifted' if not self.passed else 'tolerated'} ({kinds})"
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    test_id: str
+    label: str  # the case, as the report names it
+    baseline: Baseline | None
+    status: str  # NO_BASELINE, NOT_COMPARABLE, COMPARED
+    reason: str = ""
+    hardware_differences: tuple[str, ...] = ()
+    software_differences: tuple[str, ...] = ()
+    causes: tuple[str, ...] = ()  # changed causes, most likely first
+    metrics: tuple[MetricCheck, ...] = ()
+    drift: DriftCheck | None = None
+    gates: tuple[GateResult, ...] = field(default_factory=tuple)
+    stored_outputs: tuple = ()  # the baseline's token ids per sample, when its outputs were compared
+
+
+def environment_differences(baseline: Baseline, machine: dict) -> tuple[list[str], list[str]]:
+    """(hardware, software) differences, as ``name: before -> after``."""
+    now_hardware, now_software = machine.get("hardware", {}), machine.get("software", {})
+    if not baseline.hardware:
+        return ["the baseline has no pytest-llmperf environment fingerprint"], []
+    hardware = [f"{key}: {baseline.hardware.get(key)} -> {now_hardware.get(key)}" for key in HARDWARE_KEYS
+                if baseline.hardware.get(key) != now_hardware.get(key)]
+    software = [f"{key} {baseline.software.get(key)} -> {now_software.get(key)}"
+                for key in sorted(set(baseline.software) | set(now_software))
+                if baseline.software.get(key) != now_software.get(key)]
+    return hardware, software
+
+
+def identity_differences(before: dict, after: dict) -> list[str]:
+    return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}" for key in sorted(set(before) | set(after))
+            if before.get(key) != after.get(key)]
+
+
+def compare_case(result, test_id: str, baseline: Baseline | None, machine: dict, thresholds, settings, *,
+                 timing: bool, outputs: bool, target=None, prompt_ids=()) -> BaselineComparison | None:
+    """``result``: a ``RunResult``; ``machine``: this run's ``environment.machine_info``;
+    ``target``/``prompt_ids``: the loaded model and the prompts' token ids, for the drift diagnosis."""
+    if baseline is None:
+        if settings.require_baseline:
+            reason = "no baseline run: save one with --benchmark-autosave or --benchmark-json"
+            return BaselineComparison(test_id, result.label, None, NO_BASELINE, reason,
+                                      gates=(_fail("baseline", reason),))
+        return None
+    case = _find(baseline, test_id, result.identity, outputs_only=outputs and not timing)
+    if case is None:
+        reason = f"no case {test_id} in the baseline"
+        gates = (_fail("baseline", reason),) if settings.require_baseline else (_note("baseline", reason),)
+        return BaselineComparison(test_id, result.label, baseline, NO_BASELINE, reason, gates=gates)
+    if case.identity != result.identity:
+        differences = identity_differences(case.identity or {}, result.identity)
+        reason = "the work differs: " + "; ".join(differences) if case.identity else \
+            "the baseline case carries no identity (saved by an older pytest-llmperf)"
+        return BaselineComparison(test_id, result.label, baseline, NOT_COMPARABLE, reason,
+                                  gates=(_note("baseline", f"not comparable: {reason}"),))
+    hardware, software = environment_differences(baseline, machine)
+    causes = identity_module.changed_causes(case.causes, result.causes)
+    gates, metric_checks, drift = [], [], None
+    if timing and result.timing is not None:
+        metric_checks = _metric_checks(result, case, thresholds, settings, hardware)
+        gates += [_metric_gate(check, baseline, settings) for check in metric_checks]
+    if outputs and case.outputs is not None:
+        drift = _drift(result, case, thresholds, settings, target, prompt_ids)
+        gates.append(_drift_gate(drift, causes, baseline))
+    return BaselineComparison(test_id, result.label, baseline, COMPARED, "", tuple(hardware), tuple(software),
+                              tuple(causes), tuple(metric_checks), drift, tuple(gates),
+                              case.outputs if drift is not None else ())
+
+
+def _find(baseline: Baseline, test_id: str, work: dict, outputs_only: bool) -> BaselineCase | None:
+    case = baseline.by_test(test_id)
+    if case is None and outputs_only:  # an outputs-only test: the benchmark that saved the same work
+        case = baseline.by_identity(work)
+    return case
+
+
+def _metric_checks(result, case: BaselineCase, thresholds, settings, hardware: list[str]) -> list[MetricCheck]:
+    if hardware:
+        return [MetricCheck(check.metric, check.baseline, check.now, check.tolerance, None,
+                            "not comparable (other hardware)", check.speed_adjusted)
+                for check in metric_checks(case.extra_info, result.extra_info(), thresholds, settings.alpha)]
+    return metric_checks(case.extra_info, result.extra_info(), thresholds, settings.alpha)
+
+
+def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float) -> list[MetricCheck]:
+    """Every metric both runs carry, compared round by round (from two cases' ``extra_info``).
+
+    When both runs carry speed-probe readings, machine-bound metrics are first brought to the
+    baseline's machine speed (``Metric.at_reference_speed``): a slower runner is not slower code.
+    """
+    before_all, now_all = baseline_info.get("metric_samples") or {}, now_info.get("metric_samples") or {}
+    before_probe, now_probe = baseline_info.get("probe_s"), now_info.get("probe_s")
+    probed = bool(before_probe and now_probe)
+    checks = []
+    for metric in METRICS:
+        before, now = before_all.get(metric.name), now_all.get(metric.name)
+        if not before or not now:
+            continue
+        display = (median(before), median(now))
+        adjusted = probed and metric.machine_bound and len(before_probe) == len(before) and len(now_probe) == len(now)
+        if adjusted:
+            reference = median(before_probe)
+            before = metric.at_reference_speed(before, before_probe, reference)
+            now = metric.at_reference_speed(now, now_probe, reference)
+        tolerance = thresholds.tolerance_for(metric)
+        change = compare(before, now, higher_is_better=metric.higher_is_better, tolerance=tolerance, alpha=alpha)
+        checks.append(MetricCheck(metric, *display, tolerance, change, speed_adjusted=adjusted))
+    return checks
+
+
+def _metric_gate(check: MetricCheck, baseline: Baseline, settings) -> GateResult:
+    metric, change = check.metric, check.change
+    values = f"{check.now:.4g} {metric.unit} now vs {check.baseline:.4g} baseline"
+    if change is None:
+        text = f"{metric.label} vs baseline: {values}: {check.note}"
+        return GateResult(f"baseline_{metric.name}", metric.label, None, 0, not settings.strict_env, "", text)
+    ci = f"{change.ci[0]:.3f}-{change.ci[1]:.3f}"
+    power = ", low power" if change.low_power else ""
+    p_value = "" if change.p_value is None else f", p={change.p_value:.3g}"
+    adjusted = " at equal machine speed" if check.speed_adjusted else ""
+    text = (f"{metric.label} vs baseline: {values}, ratio{adjusted} {change.ratio:.3f} ({1 - settings.alpha:.0%} CI "
+            f"{ci}{p_value}{power}): {change.verdict}")
+    if change.verdict == INCONCLUSIVE:
+        text += f" (too noisy to judge: {change.reason})"
+    if change.verdict == REGRESSED:
+        text += f"; tolerance {check.tolerance:.0%}; baseline run {baseline.label}"
+    return GateResult(f"baseline_{metric.name}", metric.label, change.ratio, 0, change.verdict != REGRESSED, "", text)
+
+
+def _drift(result, case: BaselineCase, thresholds, settings, target, prompt_ids) -> DriftCheck:
+    divergences = []
+    samples = result.generations.samples
+    for index, (sample, reference) in enumerate(zip(samples, case.outputs)):
+        if tuple(sample.token_ids) != tuple(reference):
+            divergences.append(diagnose(target, index, prompt_ids[index], reference, sample.token_ids,
+                                        settings.near_tie))
+    identical = len(samples) - len(divergences)
+    return DriftCheck(len(samples), identical, tuple(divergences), thresholds.min_baseline_match,
+                      thresholds.tolerate_near_ties)
+
+
+def _drift_gate(drift: DriftCheck, causes: list[str], baseline: Baseline) -> GateResult:
+    text = (f"outputs vs baseline: {drift.identical}/{drift.total} identical"
+            + (f", {drift.near_ties} near-tie(s) tolerated" if drift.tolerate_near_ties and drift.near_ties else "")
+            + f"; match {drift.match_rate:.3f} {'>=' if drift.passed else '<'} required {drift.min_match:g}")
+    if not drift.passed:
+        text += f"; baseline run {baseline.label}"
+        if causes:
+            text += "; likely cause: " + "; ".join(causes)
+    return GateResult("min_baseline_match", "outputs vs baseline", drift.match_rate, drift.min_match, drift.passed,
+                      "", text)
+
+
+def _fail(name: str, text: str) -> GateResult:
+    return GateResult(name, name, None, 0, False, "", text)
+
+
+def _note(name: str, text: str) -> GateResult:
+    return GateResult(name, name, None, 0, True, "", text)

@@ -1,0 +1,245 @@
+"""Against a stored earlier run: a saved run carries what the next run compares with, and a compared
+run fails on a real slowdown or a real change of the outputs, says why, and passes otherwise.
+
+Planted effects are large (2x and more, or a different first token), so these tests cannot flake
+on a noisy machine; the gate's false-alarm and detection rates at the default settings are
+measured by ``benchmarks/gate_false_alarms.py``.
+"""
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+
+from pytest_llmperf import builtin
+
+BASE = ("--llmperf-strategies=planted", "--llmperf-batch-sizes=1,2", "--llmperf-rounds=3")
+
+# The same strategy in the baseline and in the compared run (test ids and identities match), changed
+# through the environment: PLANTED_SLOWDOWN makes each round that much longer, PLANTED_PREFIX puts
+# text in front of every prompt (a behaviour change the model really sees).
+PLANTED_CONFTEST = '''
+import dataclasses
+import os
+import time
+
+from pytest_llmperf import register_strategy
+from pytest_llmperf.strategies.manual import ManualStrategy
+
+
+@register_strategy("planted")
+class Planted(ManualStrategy):
+    def setup(self, ctx):
+        prefix = os.environ.get("PLANTED_PREFIX")
+        if prefix:  # this test's context only: the session's workload is untouched
+            ctx.workload = dataclasses.replace(ctx.workload, texts=tuple(prefix + t for t in ctx.workload.texts))
+
+    def generate(self, ctx):
+        start = time.perf_counter()
+        generations = super().generate(ctx)
+        time.sleep(float(os.environ.get("PLANTED_SLOWDOWN", "0")) * (time.perf_counter() - start))
+        if os.environ.get("PLANTED_NEAR_TIE_FLIP"):
+            return ctx.finish([flip_first_near_tie(ctx, prompt, sample.token_ids)
+                               for prompt, sample in zip(ctx.workload.input_ids, generations.samples)])
+        return generations
+
+
+def flip_first_near_tie(ctx, prompt, ids, gap=0.3):
+    """What other hardware does to a greedy answer: at the first position where the model's top two
+    tokens are within `gap` nats, the runner-up wins."""
+    import torch
+
+    with torch.no_grad():
+        log_probs = torch.log_softmax(ctx.model(input_ids=torch.tensor([[*prompt, *ids]])).logits[0].float(), -1)
+    for position in range(len(ids)):
+        top = log_probs[len(prompt) - 1 + position].topk(2)
+        if float(top.values[0] - top.values[1]) < gap:
+            return [*ids[:position], int(top.indices[1]), *ids[position + 1:]]
+    return list(ids)
+'''
+
+SUITE = '''
+def test_throughput(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+'''
+
+
+def save_baseline(run_suite, *args):
+    result = run_suite(*BASE, "--benchmark-json=base.json", *args, suite=SUITE, conftest=PLANTED_CONFTEST)
+    result.assert_outcomes(passed=2)
+    return result
+
+
+def compared(run_suite, *args, baseline="base.json"):
+    """The same suite, compared with a saved run."""
+    return run_suite(*BASE, f"--llmperf-baseline={baseline}", *args, suite=SUITE, conftest=PLANTED_CONFTEST)
+
+
+def saved(pytester, name="base.json"):
+    return json.loads((pytester.path / name).read_text())
+
+
+def test_a_saved_run_carries_identity_causes_outputs_samples_and_the_environment(run_suite, pytester):
+    save_baseline(run_suite)
+    data = saved(pytester)
+    info = data["benchmarks"][0]["extra_info"]
+    assert info["identity"] == {
+        "model": "builtin", "dataset": "builtin", "split": "test", "num_samples": 8, "prompts": info["identity"]["prompts"],
+        "max_new_tokens": 16, "decoding": "greedy", "dtype": "float32", "attn_implementation": "sdpa",
+        "compile_mode": "none", "strategy": "planted", "batch_size": info["batch_size"]}
+    assert {"model_revision", "tokenizer", "chat_template", "prompt_token_ids", "prompt_token_ids_per_prompt",
+            "generation_config", "generation_config_resolved"} <= set(info["causes"])
+    assert info["causes"]["model_revision"].startswith("local:")
+    assert len(info["metric_samples"]["tokens_per_s"]) == 3 and len(info["probe_s"]) == 3
+    outputs = data["llmperf"]["outputs"]
+    assert len(outputs) == 1, "bs=1 and bs=2 generate the same ids: stored once"
+    assert all(b["extra_info"]["outputs"] in outputs for b in data["benchmarks"])
+    assert len(outputs[info["outputs"]]) == 8
+    machine = data["machine_info"]["llmperf"]
+    assert machine["hardware"]["device_type"] in ("cpu", "cuda") and machine["hardware"]["cpu_count"] >= 1
+    assert machine["software"]["transformers"] and machine["software"]["torch"]
+
+
+def test_an_unchanged_run_passes_and_the_table_says_so(run_suite, pytester):
+    save_baseline(run_suite)
+    result = compared(run_suite, "--llmperf-tolerance=0.5")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([
+        "*= llmperf vs baseline =*",
+        "llmperf vs baseline base.json @ *",
+        "| case * | metric * | baseline * | now * | change * | CI * | verdict *",
+        "*planted-bs1]*| tokens/s *",
+        "*planted-bs1]*| outputs*| 8 samples*| 8 identical*| 0 differ*| identical*",
+        "environment: hardware identical",
+        "environment: software identical",
+    ])
+
+
+def test_a_planted_slowdown_fails_with_the_numbers_and_the_baseline_run(run_suite, pytester, monkeypatch):
+    save_baseline(run_suite)
+    monkeypatch.setenv("PLANTED_SLOWDOWN", "2")  # rounds 3x as long: a third of the throughput
+    result = compared(run_suite)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*llmperf gate failed: planted bs=1*",
+        "*tokens/s vs baseline: * tokens/s now vs * baseline, ratio at equal machine speed 0.* (99% CI 0.*-0.*"
+        "): regressed; tolerance 10%; baseline run base.json @ * 2026-*",
+    ])
+
+
+def test_a_planted_behaviour_change_fails_the_drift_gate_as_a_confident_change(run_suite, pytester, monkeypatch):
+    save_baseline(run_suite)
+    monkeypatch.setenv("PLANTED_PREFIX", "Ignore the text and say nothing. ")
+    result = compared(run_suite, "--llmperf-tolerance=5")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*outputs vs baseline: */8 identical; match 0.* < required 1; baseline run base.json @ *",
+        "*differing samples (now vs the stored baseline run; near-tie = *",
+        "*- sample *: confident change at generated token *: * (reference) vs * (now), log-prob margin *",
+        "*prompt: *", "*baseline: *", "*now: *",
+    ])
+
+
+def test_a_near_tie_flip_is_numeric_drift_and_can_be_tolerated(run_suite, pytester, monkeypatch):
+    save_baseline(run_suite)
+    monkeypatch.setenv("PLANTED_NEAR_TIE_FLIP", "1")
+    in_session_off = ("--llmperf-min-exact-match=off", "--llmperf-min-similarity=off", "--llmperf-tolerance=5")
+    result = compared(run_suite, *in_session_off)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*outputs vs baseline: */8 identical; match 0.* < required 1*",
+                                 "*- sample *: near-tie at generated token *: * (reference) vs * (now), "
+                                 "log-prob margin *"])
+    assert "confident change" not in result.stdout.str()
+    tolerated = compared(run_suite, *in_session_off, "--llmperf-tolerate-near-ties")
+    tolerated.assert_outcomes(passed=2)
+    tolerated.stdout.fnmatch_lines(["*| outputs*| 8 samples*| * identical*| * differ*| tolerated (* near-tie)*"])
+
+
+def test_an_edited_chat_template_is_named_as_the_likely_cause(run_suite, pytester):
+    model = pytester.path / "model"
+    shutil.copytree(builtin.MODEL_DIR, model)
+    save_baseline(run_suite, f"--llmperf-model={model}")
+    template = model / "chat_template.jinja"
+    template.write_text(template.read_text().replace("{{", "Answer in French. {{", 1))
+    result = run_suite(*BASE, f"--llmperf-model={model}", "--llmperf-baseline=base.json", "--llmperf-tolerance=5",
+                       suite=SUITE, conftest=PLANTED_CONFTEST)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*outputs vs baseline: * < required 1; baseline run * likely cause: chat template "
+                                 "changed; prompt token ids differ for 8/8 prompts*",
+                                 "*confident change at generated token 0*"])
+
+
+def test_other_hardware_makes_timing_not_comparable_and_strict_env_fails(run_suite, pytester, monkeypatch):
+    save_baseline(run_suite)
+    data = saved(pytester)
+    data["machine_info"]["llmperf"]["hardware"]["cpu_model"] = "Another CPU"
+    (pytester.path / "other.json").write_text(json.dumps(data))
+    monkeypatch.setenv("PLANTED_SLOWDOWN", "2")  # would regress, but cannot be judged on other hardware
+    result = compared(run_suite, baseline="other.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*| tokens/s*| not comparable (other hardware)*",
+                                 "environment: hardware differs: cpu_model: Another CPU -> * (timing not comparable)"])
+    strict = compared(run_suite, "--llmperf-strict-env", baseline="other.json")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*tokens/s vs baseline: * not comparable (other hardware)*"])
+
+
+def test_a_changed_workload_is_not_comparable(run_suite, pytester):
+    save_baseline(run_suite)
+    result = compared(run_suite, "--llmperf-max-new-tokens=8")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*planted-bs1]*| not comparable: the work differs: max_new_tokens: 16 -> 8 *"])
+
+
+def test_no_baseline_for_a_case_passes_with_a_note_unless_required(run_suite, pytester):
+    save_baseline(run_suite)
+    args = ("--llmperf-strategies=planted", "--llmperf-batch-sizes=1,4", "--llmperf-rounds=3",
+            "--llmperf-baseline=base.json", "--llmperf-tolerance=5")
+    result = run_suite(*args, suite=SUITE, conftest=PLANTED_CONFTEST)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*planted-bs4]*| no baseline: no case * in the baseline *"])
+    required = run_suite(*args, "--llmperf-require-baseline", suite=SUITE, conftest=PLANTED_CONFTEST)
+    required.assert_outcomes(passed=1, failed=1)
+    required.stdout.fnmatch_lines(["*no case *planted-bs4] in the baseline*"])
+
+
+def test_benchmark_disable_still_gates_drift(run_suite, pytester, monkeypatch):
+    save_baseline(run_suite)
+    monkeypatch.setenv("PLANTED_PREFIX", "Ignore the text and say nothing. ")
+    result = run_suite(*BASE, "--benchmark-disable", "--llmperf-baseline=base.json", suite=SUITE,
+                       conftest=PLANTED_CONFTEST)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*outputs vs baseline: * < required 1*"])
+
+
+def test_benchmark_compare_selects_the_baseline(run_suite, pytester, monkeypatch):
+    storage = f"--benchmark-storage=file://{pytester.path / 'store'}"
+    run_suite(*BASE, storage, "--benchmark-autosave", suite=SUITE, conftest=PLANTED_CONFTEST).assert_outcomes(passed=2)
+    monkeypatch.setenv("PLANTED_SLOWDOWN", "2")
+    result = run_suite(*BASE, storage, "--benchmark-compare", suite=SUITE, conftest=PLANTED_CONFTEST)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*ratio at equal machine speed 0.* regressed; tolerance 10%; baseline run 0001_*"])
+
+
+def test_a_bad_baseline_path_is_a_usage_error(run_suite):
+    result = run_suite("--llmperf-baseline=missing.json")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--llmperf-baseline: baseline 'missing.json': no such file*"])
+
+
+def test_github_summary_and_junit_properties_are_written(run_suite, pytester, monkeypatch):
+    save_baseline(run_suite)
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = compared(run_suite, "--llmperf-tolerance=5", "--junitxml=junit.xml")
+    result.assert_outcomes(passed=2)
+    text = summary.read_text()
+    assert text.startswith("## pytest-llmperf") and "**llmperf: builtin [sdpa-nocompile-float32]" in text
+    assert "**llmperf vs baseline base.json" in text and "| case " in text
+    cases = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    properties = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
+    assert len(properties) == 2
+    for props in properties:
+        assert float(props["llmperf.tokens_per_s"]) > 0 and props["llmperf.baseline"] == "compared"
+        assert props["llmperf.tokens_per_s.verdict"] in ("unchanged", "inconclusive", "improved")
+        assert props["llmperf.outputs.identical"] == "8" and props["llmperf.outputs.verdict"] == "identical"
+

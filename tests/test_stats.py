@@ -1,0 +1,58 @@
+"""The statistics of the cross-commit gate, on synthetic samples: a change must be both larger than
+the tolerance and significant; too few rounds is "low power"; one round is never enough."""
+
+import pytest
+
+from pytest_llmperf.metrics import METRICS_BY_NAME
+from pytest_llmperf.stats import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED, compare, min_attainable_p
+
+BASE6 = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2]
+
+
+def test_a_clear_drop_with_enough_rounds_regresses_on_the_test():
+    change = compare(BASE6, [80.0, 81.0, 79.0, 80.5, 79.5, 80.2], higher_is_better=True, tolerance=0.10)
+    assert change.verdict == REGRESSED and not change.low_power
+    assert change.ratio == pytest.approx(0.80, abs=0.01)
+    assert change.p_value < 0.01 and change.ci[1] < 0.9
+
+
+def test_a_change_within_the_tolerance_is_unchanged_however_significant():
+    change = compare(BASE6, [95.0, 95.1, 94.9, 95.0, 95.1, 94.9], higher_is_better=True, tolerance=0.10)
+    assert change.verdict == UNCHANGED and change.p_value is None
+
+
+def test_a_large_but_noisy_change_is_inconclusive_not_a_failure():
+    change = compare(BASE6, [50.0, 125.0, 60.0, 120.0, 55.0, 115.0], higher_is_better=True, tolerance=0.10)
+    assert change.verdict == INCONCLUSIVE and "p = " in change.reason
+
+
+def test_three_rounds_a_side_are_low_power_and_the_interval_decides():
+    assert min_attainable_p(3, 3) == pytest.approx(0.05)
+    separated = compare([100.0, 101.0, 99.0], [50.0, 51.0, 49.0], higher_is_better=True, tolerance=0.10)
+    assert separated.verdict == REGRESSED and separated.low_power and separated.ci[1] < 1
+    overlapping = compare([100.0, 120.0, 80.0], [70.0, 105.0, 85.0], higher_is_better=True, tolerance=0.10)
+    assert overlapping.verdict == INCONCLUSIVE and overlapping.low_power
+
+
+def test_one_round_a_side_is_never_a_verdict():
+    change = compare([100.0], [50.0], higher_is_better=True, tolerance=0.10)
+    assert change.verdict == INCONCLUSIVE and "one round" in change.reason
+
+
+def test_direction_lower_is_better_and_improvements():
+    slower_latency = compare([1.0, 1.01, 0.99, 1.0, 1.02, 0.98], [1.5, 1.51, 1.49, 1.5, 1.52, 1.48],
+                             higher_is_better=False, tolerance=0.10)
+    assert slower_latency.verdict == REGRESSED
+    faster = compare(BASE6, [130.0, 131.0, 129.0, 130.5, 129.5, 130.2], higher_is_better=True, tolerance=0.10)
+    assert faster.verdict == IMPROVED
+
+
+def test_the_interval_is_reproducible():
+    now = [80.0, 95.0, 70.0, 90.0, 85.0, 75.0]
+    assert compare(BASE6, now, higher_is_better=True, tolerance=0.1).ci == \
+        compare(BASE6, now, higher_is_better=True, tolerance=0.1).ci
+
+
+def test_rates_and_times_are_brought_to_the_reference_machine_speed():
+    rate, probe = METRICS_BY_NAME["tokens_per_s"], [2.0, 1.0]  # the first round ran on a machine twice as slow
+    assert rate.at_reference_speed([50.0, 100.0], probe, reference_s=1.0) == [100.0, 100.0]

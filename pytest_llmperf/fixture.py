@@ -19,7 +19,7 @@ import pytest
 from . import runner
 from .config import ModelSpec, TestSettings
 from .baseline import BaselineError
-from .gates import GateReport, check
+from .gates import GateReport, check, speedup_gate
 from .report import junit_properties
 from .loading import LoadError, UnsupportedCombination
 from .results import RunResult
@@ -122,7 +122,7 @@ class LLMPerf:
     def _gate(self, result: RunResult, *, outputs: bool, throughput: bool) -> None:
         """Check the gates now; the plugin fails the test after its body returns if any failed."""
         thresholds = self.settings.thresholds
-        report = check(result, thresholds, outputs=outputs, throughput=throughput)
+        report = check(result, thresholds, outputs=outputs, throughput=throughput, alpha=self._session.settings.alpha)
         target, workload, node = self.target, self.workload, self._request.node
         try:
             against = self._session.against_baseline(result, node.nodeid, thresholds, timing=throughput,
@@ -136,8 +136,23 @@ class LLMPerf:
         if against is not None:
             report = GateReport(result, report.gates + against.gates, against)
         node.user_properties.extend(junit_properties(result, against))
+        self._record(report)
+
+    def check_speedup(self, result: RunResult, reference: RunResult, floor: float = 1.0) -> None:
+        """Gate: ``result`` must be at least ``floor`` times as fast (samples/s) as ``reference``. Judged
+        on the rounds: it fails when they show the floor is missed, and warns when they are too noisy
+        to tell (``stats.compare``, at --llmperf-alpha, at equal machine speed)."""
+        gate = speedup_gate(result, reference, floor, self._session.settings.alpha, name="speedup")
+        self._record(GateReport(result, (gate,)))
+
+    def _record(self, report: GateReport) -> None:
+        """Keep a gate report on the test; the plugin fails the test with it once the body returns."""
+        for gate in report.gates:
+            if gate.inconclusive:
+                warnings.warn(pytest.PytestWarning(f"llmperf: {report.result.label}: {gate.line()}"))
         text = None
         if not report.passed:
+            target, workload = self.target, self.workload
             bs1 = runner.baseline(self._session, target, workload)
             text = report.failure_text(bs1, workload, target, self._session.settings.near_tie)
-        node.stash.setdefault(GATE_REPORTS, []).append((report, text))
+        self._request.node.stash.setdefault(GATE_REPORTS, []).append((report, text))

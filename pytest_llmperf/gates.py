@@ -9,7 +9,9 @@ from typing import Any
 
 from .config import Thresholds
 from .diagnose import diagnose
-from .results import RunResult
+from .metrics import METRICS_BY_NAME, rounds_at_equal_speed
+from .results import RunResult, speedup
+from .stats import REGRESSED, compare
 
 WORST_SAMPLES = 3
 PREVIEW_CHARS = 160
@@ -24,6 +26,7 @@ class GateResult:
     passed: bool
     note: str = ""
     text: str = ""  # a line of its own (the cross-commit gates), instead of "label: measured >= required"
+    inconclusive: bool = False  # missed on its face, but too noisy to tell: a warning, not a failure
 
     def line(self) -> str:
         if self.text:
@@ -79,7 +82,8 @@ OUTPUT_GATES = ("min_exact_match", "min_similarity")
 NOT_TIMED = "timing is disabled: --benchmark-disable, or pytest-benchmark disabled itself under xdist"
 
 
-def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughput: bool) -> GateReport:
+def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughput: bool,
+          alpha: float = 0.01) -> GateReport:
     gates: list[GateResult] = []
     consistency = result.consistency
     if outputs and thresholds.min_exact_match is not None:
@@ -103,13 +107,36 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
             gates.append(_at_least("min_samples_per_s", "samples/s", result.samples_per_s,
                                    thresholds.min_samples_per_s))
         if thresholds.min_speedup is not None and result.batch_size > 1:
-            note = "" if result.speedup_vs_bs1 is not None else (
-                f"no timed bs=1 run of {result.strategy} for this configuration before this test in this session; "
-                "include batch size 1"
-            )
-            gates.append(_at_least("min_speedup", "speedup vs bs=1", result.speedup_vs_bs1, thresholds.min_speedup,
-                                   note))
+            gates.append(speedup_gate(result, result.bs1, thresholds.min_speedup, alpha))
     return GateReport(result, tuple(gates))
+
+
+def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, alpha: float,
+                 name: str = "min_speedup") -> GateResult:
+    """samples/s of ``result`` over ``reference`` (its bs=1 run) against ``floor``, judged on the
+    per-round samples at equal machine speed as the cross-commit gate judges them: it fails only when
+    the rounds show the floor is missed (significant at ``alpha``); a shortfall the rounds cannot
+    confirm is inconclusive, a warning."""
+    label = "speedup vs bs=1" if reference is None or reference.batch_size == 1 else \
+        f"speedup vs bs={reference.batch_size}"
+    measured = speedup(result, reference) if reference is not None else None
+    if measured is None:
+        note = (f"no timed bs=1 run of {result.strategy} for this configuration before this test in this session; "
+                "include batch size 1")
+        return _at_least(name, label, None, floor, note)
+    if measured >= floor:
+        return _at_least(name, label, measured, floor)
+    metric = METRICS_BY_NAME["samples_per_s"]
+    before, now, adjusted = rounds_at_equal_speed(metric, reference.extra_info(), result.extra_info())
+    change = compare([floor * value for value in before], now, higher_is_better=True, tolerance=0.0, alpha=alpha)
+    evidence = (f"{1 - alpha:.0%} CI {floor * change.ci[0]:.3f}-{floor * change.ci[1]:.3f}"
+                + (f", p={change.p_value:.3g}" if change.p_value is not None else "")
+                + (", low power" if change.low_power else "") + (", at equal machine speed" if adjusted else ""))
+    if change.verdict == REGRESSED:
+        return GateResult(name, label, measured, floor, False, evidence)
+    text = (f"{label}: {measured:.4g} below required {floor:g} ({evidence}): inconclusive, too noisy to judge "
+            f"({change.reason}); not failed")
+    return GateResult(name, label, measured, floor, True, evidence, text, inconclusive=True)
 
 
 def _at_least(name: str, label: str, measured: float | None, required: float, note: str = "") -> GateResult:

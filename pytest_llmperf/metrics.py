@@ -9,9 +9,11 @@ A metric is one row: a new one (latency, memory, energy) plugs in by adding a ``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import median
 from typing import Callable
 
 from .measure import Timing
+from .stats import cv
 
 
 @dataclass(frozen=True)
@@ -25,12 +27,14 @@ class Metric:
     machine_bound: bool = True  # scales with the machine's speed (a time or a rate), so the speed probe applies
 
     def at_reference_speed(self, values, probe_s, reference_s: float) -> list[float]:
-        """``values`` as if each round had run on a machine whose probe takes ``reference_s``: a
-        machine twice as slow (probe twice as long) halves a rate and doubles a time."""
+        """``values`` as if they had been measured on a machine whose probe takes ``reference_s``: a
+        machine twice as slow (probe twice as long) halves a rate and doubles a time. One factor
+        per case, from the median of its probe readings: a single 10 ms probe is a noisy reading of
+        the machine's speed, the median over the rounds a steady one."""
         if not self.machine_bound:
             return list(values)
-        factors = [probe / reference_s for probe in probe_s]
-        return [v * f if self.higher_is_better else v / f for v, f in zip(values, factors)]
+        factor = median(probe_s) / reference_s
+        return [v * factor if self.higher_is_better else v / factor for v in values]
 
 
 METRICS: tuple[Metric, ...] = (
@@ -47,3 +51,33 @@ def samples(timing: Timing | None, num_samples: int) -> dict[str, list[float]] |
     if timing is None:
         return None
     return {metric.name: metric.per_round(timing, num_samples) for metric in METRICS}
+
+
+# A probe whose own readings vary more than this cannot say how fast the machine was: under heavy
+# contention a 10 ms reading samples a burst, not the round (readings of 21 to 364 ms were seen
+# with a competing process on 2 cores), and scaling by it would add noise, not remove it.
+PROBE_MAX_CV = 0.25
+
+
+def steady_probe(probe_s) -> bool:
+    spread = cv(probe_s)
+    return spread is None or spread <= PROBE_MAX_CV
+
+
+def rounds_at_equal_speed(metric: Metric, before: dict, now: dict) -> tuple[list[float], list[float], bool] | None:
+    """Two cases' per-round samples of ``metric`` (from their ``extra_info``), brought to the same
+    machine speed (the first case's) when both carry speed-probe readings: ``(before, now,
+    adjusted)``, or None when either has no samples."""
+    before_values = (before.get("metric_samples") or {}).get(metric.name)
+    now_values = (now.get("metric_samples") or {}).get(metric.name)
+    if not before_values or not now_values:
+        return None
+    before_probe, now_probe = before.get("probe_s"), now.get("probe_s")
+    adjusted = (metric.machine_bound and bool(before_probe) and bool(now_probe)
+                and len(before_probe) == len(before_values) and len(now_probe) == len(now_values)
+                and steady_probe(before_probe) and steady_probe(now_probe))
+    if not adjusted:
+        return list(before_values), list(now_values), False
+    reference = median(before_probe)
+    return (metric.at_reference_speed(before_values, before_probe, reference),
+            metric.at_reference_speed(now_values, now_probe, reference), True)

@@ -14,7 +14,7 @@ from . import identity as identity_module
 from .baseline import Baseline, BaselineCase
 from .diagnose import Divergence, diagnose
 from .gates import GateResult
-from .metrics import METRICS, Metric
+from .metrics import METRICS, Metric, rounds_at_equal_speed
 from .stats import INCONCLUSIVE, REGRESSED, Change, compare
 
 NO_BASELINE, NOT_COMPARABLE, COMPARED = "no baseline", "not comparable", "compared"
@@ -156,28 +156,19 @@ def _metric_checks(result, case: BaselineCase, thresholds, settings, hardware: l
 
 
 def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float) -> list[MetricCheck]:
-    """Every metric both runs carry, compared round by round (from two cases' ``extra_info``).
-
-    When both runs carry speed-probe readings, machine-bound metrics are first brought to the
-    baseline's machine speed (``Metric.at_reference_speed``): a slower runner is not slower code.
-    """
-    before_all, now_all = baseline_info.get("metric_samples") or {}, now_info.get("metric_samples") or {}
-    before_probe, now_probe = baseline_info.get("probe_s"), now_info.get("probe_s")
-    probed = bool(before_probe and now_probe)
+    """Every metric both runs carry, compared round by round (from two cases' ``extra_info``), at
+    equal machine speed when both carry speed-probe readings: a slower runner is not slower code."""
     checks = []
     for metric in METRICS:
-        before, now = before_all.get(metric.name), now_all.get(metric.name)
-        if not before or not now:
+        rounds = rounds_at_equal_speed(metric, baseline_info, now_info)
+        if rounds is None:
             continue
-        display = (median(before), median(now))
-        adjusted = probed and metric.machine_bound and len(before_probe) == len(before) and len(now_probe) == len(now)
-        if adjusted:
-            reference = median(before_probe)
-            before = metric.at_reference_speed(before, before_probe, reference)
-            now = metric.at_reference_speed(now, now_probe, reference)
+        before, now, adjusted = rounds
+        raw_before, raw_now = baseline_info["metric_samples"][metric.name], now_info["metric_samples"][metric.name]
         tolerance = thresholds.tolerance_for(metric)
         change = compare(before, now, higher_is_better=metric.higher_is_better, tolerance=tolerance, alpha=alpha)
-        checks.append(MetricCheck(metric, *display, tolerance, change, speed_adjusted=adjusted))
+        checks.append(MetricCheck(metric, median(raw_before), median(raw_now), tolerance, change,
+                                  speed_adjusted=adjusted))
     return checks
 
 

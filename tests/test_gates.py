@@ -13,9 +13,19 @@ def test_impossible_token_floor_fails_every_timed_test(run_suite):
 
 def test_impossible_speedup_fails_batched_tests_only(run_suite):
     result = run_suite("--llmperf-strategies", "manual", "--llmperf-batch-sizes", "1,4",
-                       "--llmperf-min-speedup", "1000")
+                       "--llmperf-min-speedup", "1000", "--llmperf-rounds", "3")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*speedup vs bs=1: * < required 1000*", "FAILED*manual-bs4*"])
+    result.stdout.fnmatch_lines(["*speedup vs bs=1: * < required 1000 (99% CI *, low power, at equal machine speed)*",
+                                 "FAILED*manual-bs4*"])
+
+
+def test_a_missed_speedup_floor_the_rounds_cannot_confirm_is_a_warning(run_suite):
+    """One measured round a side says nothing about noise: a shortfall is inconclusive, not a failure."""
+    result = run_suite("--llmperf-strategies", "manual", "--llmperf-batch-sizes", "1,4",
+                       "--llmperf-min-speedup", "1000", "--llmperf-rounds", "1", "-W", "default")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*llmperf: manual bs=4 *: speedup vs bs=1: * below required 1000 (*): inconclusive, "
+                                 "too noisy to judge (one round on a side: no measure of its noise); not failed*"])
 
 
 def test_speedup_floor_without_a_bs1_run_says_what_is_missing(run_suite):
@@ -111,3 +121,52 @@ def test_floors_say_not_checked_when_timing_is_disabled(run_suite):
         "*llmperf: min_tokens_per_s will not be checked: timing is disabled*",
         "*tokens per s: not checked (timing is disabled: --benchmark-disable*",
     ])
+
+
+NO_PAYOFF_CONFTEST = '''
+import time
+
+from pytest_llmperf import register_strategy
+from pytest_llmperf.strategies.manual import ManualStrategy
+
+
+@register_strategy("nopayoff")
+class NoPayoff(ManualStrategy):
+    """Batching that really does not pay off: every extra sample in a batch costs four rounds' time."""
+
+    def generate(self, ctx):
+        start = time.perf_counter()
+        generations = super().generate(ctx)
+        time.sleep(4 * (ctx.batch_size - 1) * (time.perf_counter() - start))
+        return generations
+'''
+
+
+def busy():  # a competing process: one core's worth of pure Python
+    while True:
+        pass
+
+
+def test_the_shipped_suite_passes_on_a_busy_machine_and_fails_when_batching_does_not_pay_off(pytester):
+    """As a new user runs it, on a 2-core machine shared with other work: noise is a warning, and a
+    strategy whose batching is really slower still fails."""
+    import multiprocessing
+    from pathlib import Path
+
+    pytester.makepyfile(test_inference=(Path(__file__).parents[1] / "perf_tests" / "test_inference.py").read_text())
+    pytester.makeconftest(NO_PAYOFF_CONFTEST)
+    competitor = multiprocessing.get_context("spawn").Process(target=busy, daemon=True)
+    competitor.start()
+    try:
+        args = ("--llmperf-num-samples=8", "--llmperf-max-new-tokens=16", "--llmperf-batch-sizes=1,4",
+                "-p", "no:cacheprovider", "-W", "default")
+        busy_run = pytester.runpytest(*args, "--llmperf-strategies=manual,pipeline")  # 3 rounds, as shipped
+        planted = pytester.runpytest(*args, "--llmperf-strategies=nopayoff", "--llmperf-rounds=5")
+    finally:
+        competitor.terminate()
+        competitor.join()
+    busy_run.assert_outcomes(passed=10)
+    planted.assert_outcomes(passed=4, failed=1)
+    planted.stdout.fnmatch_lines(["*llmperf gate failed: nopayoff bs=4*",
+                                  "*speedup vs bs=1: 0.* < required 1 (99% CI *)*",
+                                  "FAILED*test_best_batch_size_beats_bs1*nopayoff*"])

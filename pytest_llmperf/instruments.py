@@ -157,8 +157,8 @@ class SpeedProbe(Instrument):
     round, untimed, about 10 ms on a 2-core CPU.
 
     A noisy neighbour, a throttled clock or a slower runner slows the probe as it slows the rounds,
-    so the cross-commit gate can tell a slower machine from slower code: it compares throughput
-    times probe time, per round.
+    so the gates can tell a slower machine from slower code: they compare rates and times scaled by
+    the median probe reading of each case (``metrics.rounds_at_equal_speed``).
     """
 
     name = "probe"

@@ -11,8 +11,9 @@ A case's measured rounds are a handful of samples (3 by default). Two questions 
   decides: the ratio of the medians, and a one-sided Mann-Whitney U test on the per-round samples
   at ``alpha``. When the rounds are too few for the test to ever reach ``alpha`` (3 against 3
   cannot go below p = 0.05), the verdict is "low power" and rests on the confidence interval of
-  the ratio instead: the change must lie outside 1 across the whole interval. The interval is a
-  bootstrap percentile interval of the ratio of medians.
+  the ratio instead: the whole interval must lie beyond the tolerance (with 3 rounds a side the
+  interval is about the span of the two runs' ranges, and those fail to overlap by chance 1 time
+  in 20). The interval is a bootstrap percentile interval of the ratio of medians.
 
 Steadiness uses ``statistics`` only; ``compare`` imports scipy and numpy when it is called.
 """
@@ -148,8 +149,9 @@ def compare(baseline, now, *, higher_is_better: bool, tolerance: float, alpha: f
     now_smaller = ratio < 1  # the direction of the change: test that one
     p_value = float(mannwhitneyu(now, baseline, alternative="less" if now_smaller else "greater",
                                  method="exact" if len(now) + len(baseline) <= 40 else "auto").pvalue)
-    if low_power:
-        significant = ci[1] < 1 if now_smaller else ci[0] > 1
+    if low_power:  # the interval must lie beyond the tolerance, not just beyond 1: with 3 rounds a side,
+        # two runs' ranges fail to overlap by chance 1 time in 20 (one-sided), far above alpha
+        significant = ci[1] < 1 - tolerance if now_smaller else ci[0] > 1 + tolerance
     else:
         significant = p_value < alpha
     if not significant:

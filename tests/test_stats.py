@@ -32,6 +32,9 @@ def test_three_rounds_a_side_are_low_power_and_the_interval_decides():
     assert separated.verdict == REGRESSED and separated.low_power and separated.ci[1] < 1
     overlapping = compare([100.0, 120.0, 80.0], [70.0, 105.0, 85.0], higher_is_better=True, tolerance=0.10)
     assert overlapping.verdict == INCONCLUSIVE and overlapping.low_power
+    # separated, but the interval reaches into the tolerance: not enough for a low-power verdict
+    barely = compare([100.0, 101.0, 99.0], [85.0, 88.0, 92.0], higher_is_better=True, tolerance=0.10)
+    assert barely.verdict == INCONCLUSIVE and barely.ci[1] < 1 and barely.ci[1] > 0.9
 
 
 def test_one_round_a_side_is_never_a_verdict():

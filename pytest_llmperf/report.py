@@ -84,9 +84,10 @@ def render_comparisons(comparisons: list) -> str:
                 continue
             for check in comparison.metrics:
                 change = check.change
-                ratio = change.ratio if change else check.now / check.baseline
-                body.append([name, check.metric.label, f"{check.baseline:.4g}", f"{check.now:.4g}",
-                             f"{ratio - 1:+.1%}" + ("*" if check.speed_adjusted else ""),
+                raw = check.now / check.baseline
+                ratio = change.ratio if change else raw
+                shown = f"{ratio - 1:+.1%}" + (f"* (raw {raw - 1:+.1%})" if check.speed_adjusted else "")
+                body.append([name, check.metric.label, f"{check.baseline:.4g}", f"{check.now:.4g}", shown,
                              f"{change.ci[0]:.3f}-{change.ci[1]:.3f}" if change else "-",
                              check.verdict + (" (low power)" if change and change.low_power else "")])
             if comparison.drift is not None:
@@ -98,7 +99,8 @@ def render_comparisons(comparisons: list) -> str:
     lines = [title, _row(COMPARISON_COLUMNS, widths := _widths(COMPARISON_COLUMNS, body)),
              "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(_row(cells, widths) for cells in body)]
     if any(check.speed_adjusted for c in comparisons for check in c.metrics):
-        lines.append("* at equal machine speed: both runs' rounds scaled by the speed probe measured beside them")
+        lines.append("* at equal machine speed: each run's rounds scaled by the speed probe measured beside them "
+                     "(raw: the medians as measured)")
     compared = [c for c in comparisons if c.status == "compared"]
     if compared:
         hardware = compared[0].hardware_differences

@@ -148,16 +148,15 @@ def _find(baseline: Baseline, test_id: str, work: dict, outputs_only: bool) -> B
 
 
 def _metric_checks(result, case: BaselineCase, thresholds, settings, hardware: list[str]) -> list[MetricCheck]:
-    if hardware:
-        return [MetricCheck(check.metric, check.baseline, check.now, check.tolerance, None,
-                            "not comparable (other hardware)", check.speed_adjusted)
-                for check in metric_checks(case.extra_info, result.extra_info(), thresholds, settings.alpha)]
-    return metric_checks(case.extra_info, result.extra_info(), thresholds, settings.alpha)
+    return metric_checks(case.extra_info, result.extra_info(), thresholds, settings.alpha,
+                         not_comparable="not comparable (other hardware)" if hardware else "")
 
 
-def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float) -> list[MetricCheck]:
+def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
+                  not_comparable: str = "") -> list[MetricCheck]:
     """Every metric both runs carry, compared round by round (from two cases' ``extra_info``), at
-    equal machine speed when both carry speed-probe readings: a slower runner is not slower code."""
+    equal machine speed when both carry speed-probe readings: a slower runner is not slower code.
+    With ``not_comparable`` (the reason), the values are shown and nothing is judged."""
     checks = []
     for metric in METRICS:
         rounds = rounds_at_equal_speed(metric, baseline_info, now_info)
@@ -166,8 +165,9 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float)
         before, now, adjusted = rounds
         raw_before, raw_now = baseline_info["metric_samples"][metric.name], now_info["metric_samples"][metric.name]
         tolerance = thresholds.tolerance_for(metric)
-        change = compare(before, now, higher_is_better=metric.higher_is_better, tolerance=tolerance, alpha=alpha)
-        checks.append(MetricCheck(metric, median(raw_before), median(raw_now), tolerance, change,
+        change = None if not_comparable else compare(before, now, higher_is_better=metric.higher_is_better,
+                                                     tolerance=tolerance, alpha=alpha)
+        checks.append(MetricCheck(metric, median(raw_before), median(raw_now), tolerance, change, not_comparable,
                                   speed_adjusted=adjusted))
     return checks
 

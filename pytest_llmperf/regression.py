@@ -128,15 +128,15 @@ def compare_case(result, test_id: str, baseline: Baseline | None, machine: dict,
                                   gates=(_note("baseline", f"not comparable: {reason}"),))
     hardware, software = environment_differences(baseline, machine)
     causes = identity_module.changed_causes(case.causes, result.causes)
-    gates, metric_checks, drift = [], [], None
+    gates, checks, drift = [], [], None
     if timing and result.timing is not None:
-        metric_checks = _metric_checks(result, case, thresholds, settings, hardware)
-        gates += [_metric_gate(check, baseline, settings) for check in metric_checks]
+        checks = _metric_checks(result, case, thresholds, settings, hardware)
+        gates += [_metric_gate(check, baseline, settings) for check in checks]
     if outputs and case.outputs is not None:
         drift = _drift(result, case, thresholds, settings, target, prompt_ids)
         gates.append(_drift_gate(drift, causes, baseline))
     return BaselineComparison(test_id, result.label, baseline, COMPARED, "", tuple(hardware), tuple(software),
-                              tuple(causes), tuple(metric_checks), drift, tuple(gates),
+                              tuple(causes), tuple(checks), drift, tuple(gates),
                               case.outputs if drift is not None else ())
 
 

@@ -113,11 +113,16 @@ class LLMPerf:
     def _run(self, strategy, batch_size, benchmark) -> RunResult:
         strategy, batch_size = self._resolve(strategy, batch_size)
         target, workload = self.target, self.workload
+        skip_reason = failure = None
         try:
             return runner.run(self._session, target, workload, strategy, batch_size, benchmark)
         except runner.Unsupported as exc:
-            reason = str(exc)
-        pytest.skip(reason)
+            skip_reason = str(exc)
+        except runner.StrategyError as exc:
+            failure = str(exc)
+        if skip_reason is not None:
+            pytest.skip(skip_reason)
+        pytest.fail(failure, pytrace=False)  # outside `except`: one line, no chained traceback
 
     def _gate(self, result: RunResult, *, outputs: bool, throughput: bool) -> None:
         """Check the gates now; the plugin fails the test after its body returns if any failed."""

@@ -176,6 +176,7 @@ class Option:
     help: str
     metavar: str = "VALUE"
     flag_only: bool = False  # a switch on the command line (no value); true/false in ini and markers
+    default_text: str = ""  # what an unset value means, for --help, where "off" would be wrong
 
     @property
     def flag(self) -> str:
@@ -192,8 +193,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("dataset", BUILTIN, parse_text,
            "hub id or local .json/.jsonl/.csv/.parquet file; 'builtin' is the embedded FoodExtract-style set", "ID"),
     Option("prompt_column", "sequence", parse_text, "dataset column holding the prompt text", "NAME"),
-    Option("reference_column", None, parse_optional_text,
-           "dataset column holding reference outputs (default: the built-in set's own; none otherwise)", "NAME"),
+    Option("reference_column", None, parse_optional_text, "dataset column holding reference outputs", "NAME",
+           default_text="the built-in set's own, else none"),
     Option("split", "test", parse_text,
            "split to run; a dataset with only 'train' is split 80/20 with seed 42 into train/test", "NAME"),
     Option("num_samples", "48", parse_num_samples, "prompts per round from the split ('all' for every row)", "N"),
@@ -215,8 +216,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("gc", "freeze", parse_choice(GC_MODES),
            "garbage collector in measured rounds: 'freeze' collects and freezes the heap before the rounds and "
            "collects before each round; 'none' leaves it as Python runs it", "MODE"),
-    Option("threads", None, parse_int(1),
-           "torch intra-op and inter-op threads for the session (default: torch's own, one per core)", "N"),
+    Option("threads", None, parse_int(1), "torch intra-op and inter-op threads for the session", "N",
+           default_text="torch's own, one per core"),
     Option("max_cv", "0.10", parse_fraction_or_rate(None),
            "warn when a case's measured rounds vary by more than this coefficient of variation, or its first "
            "measured round is an outlier ('off' disables)", "FRACTION"),
@@ -231,15 +232,15 @@ OPTIONS: tuple[Option, ...] = (
            "fail when the mean word-level similarity to bs=1 is below this (0..1)", "FRACTION"),
     # Against a stored earlier run (the cross-commit gate).
     Option("baseline", None, parse_optional_text,
-           "a saved run (--benchmark-json or autosave file) to compare with; default: the run --benchmark-compare "
-           "selected", "PATH"),
+           "a saved run (--benchmark-json or autosave file) to compare with", "PATH",
+           default_text="the run --benchmark-compare selected, if any"),
     Option("require_baseline", "false", parse_bool, "fail a case that has nothing to compare with in the baseline",
            flag_only=True),
     Option("strict_env", "false", parse_bool,
            "fail, rather than skip, timing comparisons with a baseline measured on other hardware", flag_only=True),
     Option("tolerance", None, parse_tolerances,
            "how much worse than the baseline a metric may get before it can fail: a fraction for every metric, "
-           "and/or metric=fraction (default: 0.1 for tokens_per_s and samples_per_s)", "TOLERANCE"),
+           "and/or metric=fraction", "TOLERANCE", default_text="0.1 for tokens_per_s and samples_per_s"),
     Option("alpha", "0.01", parse_fraction_or_rate(0.5),
            "significance level of the test that a change against the baseline is not noise", "P"),
     Option("min_baseline_match", "1.0", parse_fraction_or_rate(1.0),

@@ -28,7 +28,7 @@ AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmperf", "LLM inference performance (pytest-llmperf)")
     for option in OPTIONS:
-        default = "off" if option.default is None else option.default
+        default = option.default_text or ("off" if option.default is None else option.default)
         if option.flag_only:
             group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, action="store_const",
                             const="true", help=f"{option.help} [ini: {option.ini} = true]")

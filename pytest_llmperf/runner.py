@@ -24,10 +24,18 @@ class Unsupported(Exception):
     """The strategy cannot run on this loaded model; the message is the skip reason."""
 
 
+class StrategyError(Exception):
+    """A strategy broke its contract (e.g. returned another number of outputs than prompts): one line."""
+
+
 def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int,
         benchmark=None) -> RunResult:
     """Timed through ``benchmark`` when given, else one untimed round."""
     settings = session.settings
+    prompts = len(workload.texts)
+    if batch_size > prompts:  # never report a batch size that was not run
+        raise Unsupported(f"batch size {batch_size} is larger than the workload ({prompts} prompts): it would run as "
+                          f"one batch of {prompts}; raise --llmperf-num-samples or drop this batch size")
     conditions = {**environment.conditions(), "timer": settings.timer}
     if benchmark is None:
         generations, timing = generate_once(target, workload, strategy_name, batch_size), None
@@ -81,8 +89,17 @@ def prepared(target: LoadedModel, workload: Workload, strategy_name: str, batch_
         raise Unsupported(reason)
     ctx = RunContext(target, workload, batch_size, target.generation_config(workload.spec.max_new_tokens))
     strategy.setup(ctx)
+    expected = len(workload.texts)
+
+    def one_round() -> Generations:
+        generations = strategy.generate(ctx)
+        if generations.num_samples != expected:  # a len(): nothing to see in a round's time
+            raise StrategyError(f"strategy {strategy_name!r} returned {generations.num_samples} outputs for "
+                                f"{expected} prompts (batch size {batch_size})")
+        return generations
+
     try:
-        yield lambda: strategy.generate(ctx)
+        yield one_round
     finally:
         strategy.teardown(ctx)
 

@@ -64,15 +64,23 @@ def compare(candidate: Generations, baseline: Generations) -> Consistency:
 
 @dataclass(frozen=True)
 class ReferenceScore:
-    similarity: float  # mean word-level similarity to the reference column
-    exact_match: float  # share of outputs equal to the reference (whitespace-normalised)
+    similarity: float  # mean word-level similarity to the reference column, over rows that have one
+    exact_match: float  # share of those outputs equal to the reference (whitespace-normalised)
+    scored: int  # rows with a reference
+    missing: int  # rows without one, left out of both scores
 
 
-def score_against_references(generations: Generations, references: Sequence[str] | None) -> ReferenceScore | None:
+def score_against_references(generations: Generations,
+                             references: Sequence[str | None] | None) -> ReferenceScore | None:
+    """None without a reference column, or when no row has a reference."""
     if references is None:
         return None
-    pairs = list(zip((sample.text for sample in generations.samples), references))
+    pairs = [(sample.text, ref) for sample, ref in zip(generations.samples, references) if ref is not None]
+    if not pairs:
+        return None
     return ReferenceScore(
         similarity=fmean(similarity(text, ref) for text, ref in pairs),
         exact_match=sum(text.split() == ref.split() for text, ref in pairs) / len(pairs),
+        scored=len(pairs),
+        missing=len(references) - len(pairs),
     )

@@ -105,6 +105,7 @@ class RunResult:
             "max_new_tokens": self.workload.max_new_tokens,
             "length_match_to_bs1": consistency.length_matches / self.num_samples,
             "exact_match_to_reference": reference.exact_match if reference else None,
+            "references_missing": reference.missing if reference else None,
             "compile_time_s": self.compile_time_s,
             "round_s": list(self.timing.round_s) if self.timing else None,
             "tokens_per_round": list(self.timing.tokens_per_round) if self.timing else None,

@@ -29,7 +29,7 @@ class Rows:
     """The selected rows of the dataset, before any tokenizer is involved."""
 
     prompts: tuple[str, ...]
-    references: tuple[str, ...] | None
+    references: tuple[str | None, ...] | None  # None for a row without a reference
     reference_column: str | None
 
 
@@ -84,8 +84,22 @@ def load_rows(spec: WorkloadSpec) -> Rows:
         split = split.select(range(min(spec.num_samples, len(split))))
     if len(split) == 0:
         raise WorkloadError(f"dataset {spec.dataset!r} split {spec.split!r} has no rows")
-    prompts = tuple(str(value) for value in split[spec.prompt_column])
-    references = tuple(str(value) for value in split[reference_column]) if reference_column else None
+    prompts = tuple("" if value is None else str(value) for value in split[spec.prompt_column])
+    empty = sum(not prompt.strip() for prompt in prompts)
+    if empty == len(prompts):
+        raise WorkloadError(f"dataset {spec.dataset!r} split {spec.split!r}: every prompt in column "
+                            f"{spec.prompt_column!r} is empty ({len(prompts)} rows)")
+    if empty:
+        warnings.warn(UserWarning(f"llmperf: {empty} of {len(prompts)} prompts in column {spec.prompt_column!r} "
+                                  "are empty; they are generated for like the others"))
+    references = None
+    if reference_column:  # a missing cell is missing, not the text "None"
+        references = tuple(None if value is None or not str(value).strip() else str(value)
+                           for value in split[reference_column])
+        missing = sum(reference is None for reference in references)
+        if missing:
+            warnings.warn(UserWarning(f"llmperf: {missing} of {len(references)} rows have no reference in column "
+                                      f"{reference_column!r}; the reference scores leave them out"))
     return Rows(prompts, references, reference_column)
 
 

@@ -53,3 +53,33 @@ def test_help_states_each_default_once(pytester):
     text = " ".join(result.stdout.str().split())
     assert "dataset column holding reference outputs [default: the built-in set's own, else none; ini:" in text
     assert "[default: torch's own, one per core; ini: llmperf_threads]" in text
+
+
+def test_empty_reference_cells_are_missing_not_the_text_none(run_suite, pytester):
+    rows = [{"text": f"A bowl of soup number {i}.", "ref": "food: soup" if i % 2 else None} for i in range(40)]
+    data = pytester.path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    result = run_suite(f"--llmperf-dataset={data}", "--llmperf-prompt-column=text", "--llmperf-reference-column=ref",
+                       "--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--benchmark-json=bench.json",
+                       "-W", "default")
+    result.assert_outcomes(passed=1)
+    info = json.loads((pytester.path / "bench.json").read_text())["benchmarks"][0]["extra_info"]
+    assert info["num_samples"] == 8 and 0 < info["references_missing"] < 8
+    result.stdout.fnmatch_lines([f"*llmperf: {info['references_missing']} of 8 rows have no reference in column 'ref'; "
+                                 "the reference scores leave them out*"])
+
+
+def test_all_empty_prompts_are_an_error_and_some_a_warning(run_suite, pytester):
+    empty = pytester.path / "empty.jsonl"
+    empty.write_text("".join(json.dumps({"text": "  "}) + "\n" for _ in range(20)))
+    result = run_suite(f"--llmperf-dataset={empty}", "--llmperf-prompt-column=text", "--llmperf-strategies=manual",
+                       "--llmperf-batch-sizes=1")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*split 'test': every prompt in column 'text' is empty (4 rows)"])
+    some = pytester.path / "some.jsonl"
+    some.write_text("".join(json.dumps({"text": "" if i < 10 else f"Tea number {i}."}) + "\n" for i in range(20)))
+    result = run_suite(f"--llmperf-dataset={some}", "--llmperf-prompt-column=text", "--llmperf-strategies=manual",
+                       "--llmperf-batch-sizes=1", "-W", "default")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*llmperf: * of 4 prompts in column 'text' are empty; they are generated for like "
+                                 "the others*"])

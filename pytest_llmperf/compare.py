@@ -11,7 +11,6 @@ from difflib import SequenceMatcher
 from statistics import fmean
 from typing import Sequence
 
-from .diagnose import first_difference
 from .strategies.base import Generations
 
 
@@ -27,7 +26,6 @@ class SampleDiff:
     index: int
     exact: bool
     similarity: float
-    diverges_at: int | None  # first generated-token position where the ids differ
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,7 @@ def compare(candidate: Generations, baseline: Generations) -> Consistency:
     samples, length_matches = [], 0
     for index, (got, want) in enumerate(zip(candidate.samples, baseline.samples)):
         exact = got.token_ids == want.token_ids
-        diverges_at = None if exact else first_difference(want.token_ids, got.token_ids)
-        samples.append(SampleDiff(index, exact, 1.0 if exact else similarity(got.text, want.text), diverges_at))
+        samples.append(SampleDiff(index, exact, 1.0 if exact else similarity(got.text, want.text)))
         length_matches += len(got.token_ids) == len(want.token_ids)
     return Consistency(tuple(samples), length_matches)
 

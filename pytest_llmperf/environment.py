@@ -8,7 +8,7 @@ Why pin the threads on a shared machine: torch splits each operator across its i
 (by default one per core) and waits for the slowest. When another process takes one of the cores,
 every operator waits for the thread that lost its core, so rounds become several times slower and
 erratic. One thread per perf session, on a machine shared with other work, degrades only in
-proportion to the CPU it gets. Measured figures: ``docs/benchmarks/cpu-2core-builtin.md``.
+proportion to the CPU it gets. Measured figures: ``docs/benchmarks/cpu-2core-hygiene-and-gates.md``.
 """
 
 from __future__ import annotations

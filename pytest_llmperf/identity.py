@@ -110,19 +110,22 @@ CAUSE_LABELS = {
 
 def changed_causes(baseline: dict, now: dict) -> list[str]:
     """Readable differences between two cause records, most likely culprit first."""
-    found = []
-    for key in ("chat_template", "tokenizer", "model_revision", "generation_config"):
-        if baseline.get(key) != now.get(key):
-            found.append(CAUSE_LABELS[key])
-    if baseline.get("generation_config") != now.get("generation_config"):
-        before = baseline.get("generation_config_resolved") or {}
-        after = now.get("generation_config_resolved") or {}
-        keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-        if keys:
-            found[-1] += " (" + ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in keys[:4]) + ")"
+    found = [CAUSE_LABELS[key] + (_config_changes(baseline, now) if key == "generation_config" else "")
+             for key in ("chat_template", "tokenizer", "model_revision", "generation_config")
+             if baseline.get(key) != now.get(key)]
     old, new = baseline.get("prompt_token_ids_per_prompt") or [], now.get("prompt_token_ids_per_prompt") or []
     if old and len(old) == len(new):
         differ = sum(a != b for a, b in zip(old, new))
         if differ:
             found.append(f"prompt token ids differ for {differ}/{len(new)} prompts")
     return found
+
+
+def _config_changes(baseline: dict, now: dict) -> str:
+    """`` (key: before -> after, ...)`` for the first keys of the resolved generation configs that differ."""
+    before = baseline.get("generation_config_resolved") or {}
+    after = now.get("generation_config_resolved") or {}
+    keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    if not keys:
+        return ""
+    return " (" + ", ".join(f"{k}: {before.get(k)!r} -> {after.get(k)!r}" for k in keys[:4]) + ")"

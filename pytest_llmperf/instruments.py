@@ -10,8 +10,8 @@ Every instrument has the same small interface, driven by ``measure.timed_rounds`
 ``timed_rounds`` keeps the readings of the measured rounds only, and ``summary`` turns them into
 the instrument's ``extra_info`` fields. A new per-round metric is one new class here.
 
-Measured costs (``docs/benchmarks/cpu-2core-builtin.md``): the garbage-collector callback runs
-once per collection, the compile counter reads a dict: neither is visible in a round's time.
+Measured cost (``benchmarks/instrument_cost.py``, ``docs/benchmarks/cpu-2core-hygiene-and-gates.md``):
+a round inside all of them takes 1.001 to 1.006 of a bare round.
 """
 
 from __future__ import annotations

@@ -40,10 +40,13 @@ class MetricCheck:
 @dataclass(frozen=True)
 class DriftCheck:
     total: int
-    identical: int
-    divergences: tuple[Divergence, ...]
+    divergences: tuple[Divergence, ...]  # one per sample that differs from the baseline
     min_match: float
     tolerate_near_ties: bool
+
+    @property
+    def identical(self) -> int:
+        return self.total - len(self.divergences)
 
     @property
     def near_ties(self) -> int:
@@ -74,7 +77,6 @@ class DriftCheck:
 @dataclass(frozen=True)
 class BaselineComparison:
     test_id: str
-    label: str  # the case, as the report names it
     baseline: Baseline | None
     status: str  # NO_BASELINE, NOT_COMPARABLE, COMPARED
     reason: str = ""
@@ -112,19 +114,19 @@ def compare_case(result, test_id: str, baseline: Baseline | None, machine: dict,
     if baseline is None:
         if settings.require_baseline:
             reason = "no baseline run: save one with --benchmark-autosave or --benchmark-json"
-            return BaselineComparison(test_id, result.label, None, NO_BASELINE, reason,
+            return BaselineComparison(test_id, None, NO_BASELINE, reason,
                                       gates=(_fail("baseline", reason),))
         return None
     case = _find(baseline, test_id, result.identity, outputs_only=outputs and not timing)
     if case is None:
         reason = f"no case {test_id} in the baseline"
         gates = (_fail("baseline", reason),) if settings.require_baseline else (_note("baseline", reason),)
-        return BaselineComparison(test_id, result.label, baseline, NO_BASELINE, reason, gates=gates)
+        return BaselineComparison(test_id, baseline, NO_BASELINE, reason, gates=gates)
     if case.identity != result.identity:
         differences = identity_differences(case.identity or {}, result.identity)
         reason = "the work differs: " + "; ".join(differences) if case.identity else \
             "the baseline case carries no identity (saved by an older pytest-llmperf)"
-        return BaselineComparison(test_id, result.label, baseline, NOT_COMPARABLE, reason,
+        return BaselineComparison(test_id, baseline, NOT_COMPARABLE, reason,
                                   gates=(_note("baseline", f"not comparable: {reason}"),))
     hardware, software = environment_differences(baseline, machine)
     causes = identity_module.changed_causes(case.causes, result.causes)
@@ -135,7 +137,7 @@ def compare_case(result, test_id: str, baseline: Baseline | None, machine: dict,
     if outputs and case.outputs is not None:
         drift = _drift(result, case, thresholds, settings, target, prompt_ids)
         gates.append(_drift_gate(drift, causes, baseline))
-    return BaselineComparison(test_id, result.label, baseline, COMPARED, "", tuple(hardware), tuple(software),
+    return BaselineComparison(test_id, baseline, COMPARED, "", tuple(hardware), tuple(software),
                               tuple(causes), tuple(checks), drift, tuple(gates),
                               case.outputs if drift is not None else ())
 
@@ -198,8 +200,7 @@ def _drift(result, case: BaselineCase, thresholds, settings, target, prompt_ids)
         if tuple(sample.token_ids) != tuple(reference):
             divergences.append(diagnose(target, index, prompt_ids[index], reference, sample.token_ids,
                                         settings.near_tie))
-    identical = len(samples) - len(divergences)
-    return DriftCheck(len(samples), identical, tuple(divergences), thresholds.min_baseline_match,
+    return DriftCheck(len(samples), tuple(divergences), thresholds.min_baseline_match,
                       thresholds.tolerate_near_ties)
 
 

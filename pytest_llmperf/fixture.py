@@ -115,7 +115,8 @@ class LLMPerf:
         target, workload = self.target, self.workload
         skip_reason = failure = None
         try:
-            return runner.run(self._session, target, workload, strategy, batch_size, benchmark)
+            return runner.run(self._session, target, workload, strategy, batch_size, benchmark,
+                              test=self._request.node.nodeid.split("[")[0])
         except runner.Unsupported as exc:
             skip_reason = str(exc)
         except runner.StrategyError as exc:

@@ -7,6 +7,9 @@ torch, transformers and datasets are imported only when a perf test runs.
 
 from __future__ import annotations
 
+import inspect
+import itertools
+
 import pytest
 
 from .config import Settings, compile_id
@@ -18,12 +21,14 @@ SETTINGS = pytest.StashKey[Settings]()
 SAVED_SCHEMA = 1  # the layout of what pytest-llmperf adds to a saved run
 SESSION = pytest.StashKey[object]()
 
-# Fixture name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
+# Axis name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
 # then strategy, then batch size, so ids read like [sdpa-nocompile-float32-pipeline-bs16].
+# The plugin defines no fixture of these names (they are common in ML projects, whose own fixtures
+# must keep working): a perf test that names one in its signature is parametrized with it directly.
 MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
 RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
 AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}
-
+MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmperf", "LLM inference performance (pytest-llmperf)")
@@ -110,18 +115,42 @@ def _test_settings(config: pytest.Config, node):
     pytest.fail(message, pytrace=False)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest reads the parametrize markers this adds
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize perf tests (those using ``llmperf`` or marked ``llmperf``) over the configured axes."""
+    """Parametrize perf tests (those using ``llmperf`` or marked ``llmperf``) over the configured axes.
+
+    The model axes go to ``llmperf`` through one private parameter, and to the test itself only where
+    its signature names them; the run axes likewise. A test's own ``parametrize`` of an axis wins.
+    The axes are added as ``parametrize`` markers, ahead of the test's own: pytest then gives them
+    precedence over a project's fixture of the same name, parametrized or not, as it does a
+    decorator's, for this test only."""
     if "llmperf" not in metafunc.fixturenames and metafunc.definition.get_closest_marker(MARKER) is None:
         return
     axes = _test_settings(metafunc.config, metafunc.definition).axes
-    own = _own_parametrized_names(metafunc.definition)  # the test's own parametrize wins
-    for axes_group, scope in ((MODEL_AXES, "session"), (RUN_AXES, "function")):
-        for name, field in axes_group.items():
-            if name in metafunc.fixturenames and name not in own:
-                values = getattr(axes, field)
-                make_id = AXIS_IDS.get(name, str)
-                metafunc.parametrize(name, values, ids=[make_id(v) for v in values], scope=scope)
+    own = _own_parametrized_names(metafunc.definition)
+    signature = set(inspect.signature(metafunc.function).parameters)
+    marks = []
+    model_axes = [name for name in MODEL_AXES if name not in own]
+    if MODEL_PARAM in metafunc.fixturenames and model_axes:
+        combos = list(itertools.product(*(getattr(axes, MODEL_AXES[name]) for name in model_axes)))
+        named = [name for name in model_axes if name in signature]
+        values = [(tuple(zip(model_axes, combo)), *(combo[model_axes.index(name)] for name in named))
+                  for combo in combos]
+        ids = ["-".join(AXIS_IDS.get(name, str)(value) for name, value in zip(model_axes, combo)) for combo in combos]
+        marks.append(pytest.mark.parametrize([MODEL_PARAM, *named] if named else MODEL_PARAM,
+                                             values if named else [value[0] for value in values],
+                                             ids=ids, scope="session"))
+    else:  # marked, without ``llmperf``: only the axes the test names
+        marks += [_axis_mark(name, getattr(axes, MODEL_AXES[name]), "session")
+                  for name in model_axes if name in signature]
+    marks += [_axis_mark(name, getattr(axes, field), "function")
+              for name, field in RUN_AXES.items() if name in signature and name not in own]
+    for mark in reversed(marks):  # each goes first: model axes, strategy, batch size, then the test's own
+        metafunc.definition.add_marker(mark, append=False)
+
+
+def _axis_mark(name: str, values, scope: str):
+    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) for value in values], scope=scope)
 
 
 def _own_parametrized_names(definition) -> set[str]:
@@ -132,34 +161,44 @@ def _own_parametrized_names(definition) -> set[str]:
     return names
 
 
-def _unparametrized(field: str):
-    def fixture(request: pytest.FixtureRequest):
-        """The first configured value (tests using ``llmperf`` are parametrized over all of them)."""
-        return getattr(_test_settings(request.config, request.node).axes, field)[0]
+def _model_axes(request: pytest.FixtureRequest) -> dict:
+    """The model configuration of this test: its ``_llmperf_model`` parameter, and the axes the test
+    parametrizes itself; an axis neither gives takes its first configured value."""
+    callspec = getattr(request.node, "callspec", None)
+    params = callspec.params if callspec else {}
+    axes = _test_settings(request.config, request.node).axes
+    chosen = {name: getattr(axes, field)[0] for name, field in MODEL_AXES.items()}
+    chosen.update(dict(params.get(MODEL_PARAM, ())))
+    chosen.update({name: params[name] for name in _own_parametrized_names(request.node) & set(MODEL_AXES)
+                   if name in params})
+    return chosen
 
-    return fixture
 
-
-attn_implementation = pytest.fixture(_unparametrized("attn_implementations"), name="attn_implementation")
-compile_mode = pytest.fixture(_unparametrized("compile_modes"), name="compile_mode")
-dtype = pytest.fixture(_unparametrized("dtypes"), name="dtype")
-strategy = pytest.fixture(_unparametrized("strategies"), name="strategy")
-batch_size = pytest.fixture(_unparametrized("batch_sizes"), name="batch_size")
+@pytest.fixture(name=MODEL_PARAM)
+def _llmperf_model(request: pytest.FixtureRequest):
+    """Stands in for the parameter ``pytest_generate_tests`` gives every test that uses ``llmperf``."""
+    return ()
 
 
 @pytest.fixture
-def llmperf(request: pytest.FixtureRequest, benchmark, attn_implementation, compile_mode, dtype):
+def llmperf(request: pytest.FixtureRequest, benchmark, _llmperf_model):
     """Runs strategies against the model configuration of this test; see ``pytest_llmperf.fixture.LLMPerf``."""
     from .fixture import LLMPerf
     from .loading import unsupported_reason
 
     settings = request.config.stash[SETTINGS]
-    spec = settings.model_spec(dtype, attn_implementation, compile_mode)
+    spec = settings.model_spec(**_model_axes(request))
     reason = unsupported_reason(spec)
     if reason:
         pytest.skip(reason)
     return LLMPerf(request, benchmark, _perf_session(request.config), _test_settings(request.config, request.node),
                    spec)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Every perf test carries the ``llmperf`` marker, so ``-m "not llmperf"`` leaves them all out."""
+    if _is_perf_test(item) and item.get_closest_marker(MARKER) is None:
+        item.add_marker(MARKER)
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own fixture-based reordering and other plugins'
@@ -169,7 +208,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # tests), but outputs-only tests never time anything: that is not worth a warning.
     for item in perf_items:
         item.add_marker(pytest.mark.filterwarnings("ignore:Benchmark fixture was not used at all"))
-    in_run_order(items, perf_items, MODEL_AXES)
+    in_run_order(items, perf_items, (MODEL_PARAM, *MODEL_AXES))
 
 
 def _is_perf_test(item: pytest.Item) -> bool:

@@ -16,17 +16,21 @@ COLUMNS = ("batch size", "strategy", "length match", "avg similarity to bs=1", "
 
 
 def render(results: list[RunResult]) -> str:
+    """One table per configuration. A row is one test's run of a case: when two tests time the same
+    strategy and batch size, both rows show, each with the speedup its own test computed (the
+    ``speedup_vs_bs1`` saved in the JSON), and a "test" column tells them apart."""
     groups: dict[tuple, dict[tuple, RunResult]] = {}
     for result in results:
         rows = groups.setdefault((result.spec, result.workload), {})
-        key = (result.strategy, result.batch_size)
-        if key not in rows or result.timing or not rows[key].timing:  # latest, preferring timed
-            rows[key] = result
-    return "\n\n".join(_table(rows) for rows in groups.values())
+        rows[(result.test, result.strategy, result.batch_size)] = result  # latest of a test's runs of a case
+    return "\n\n".join(_table(list(rows.values())) for rows in groups.values())
 
 
-def _table(rows: dict[tuple, RunResult]) -> str:
-    ordered = [rows[key] for key in sorted(rows)]
+def _table(results: list[RunResult]) -> str:
+    timed_cases = {(r.strategy, r.batch_size) for r in results if r.timing}
+    shown = [r for r in results if r.timing or (r.strategy, r.batch_size) not in timed_cases]  # timed first
+    ordered = sorted(shown, key=lambda r: (r.strategy, r.batch_size, r.test))
+    tests = {r.test for r in ordered}
     first = ordered[0]
     workload = first.workload
     rounds = {len(r.timing.round_s) for r in ordered if r.timing}
@@ -34,7 +38,9 @@ def _table(rows: dict[tuple, RunResult]) -> str:
     title = (f"llmperf: {first.spec.model} [{first.spec.id}] on {first.device} ({first.dtype}, "
              f"attn {first.attn_implementation}) | dataset {workload.dataset}:{workload.split}, "
              f"{first.num_samples} samples, max_new_tokens {workload.max_new_tokens} | total time = {timing_note}")
+    bs1_rows = {(r.test, r.strategy): r for r in ordered if r.batch_size == 1}
     body = [[
+        *([r.test.rsplit("::", 1)[-1]] if len(tests) > 1 else []),
         str(r.batch_size),
         r.strategy,
         f"{r.consistency.length_matches}/{r.num_samples}",
@@ -42,18 +48,22 @@ def _table(rows: dict[tuple, RunResult]) -> str:
         f"{r.reference.similarity:.3f}" if r.reference else "-",
         f"{r.timing.median_s:.3f} s" if r.timing else "-",
         f"{r.samples_per_s:.2f}" if r.timing else "-",
-        _speedup(r, rows.get((r.strategy, 1))),
+        _speedup(r, bs1_rows.get((r.test, r.strategy))),
         f"{r.samples_per_s * SECONDS_PER_DAY:,.0f}" if r.timing else "-",
     ] for r in ordered]
-    widths = _widths(COLUMNS, body)
-    lines = [title, _row(COLUMNS, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    columns = (("test",) if len(tests) > 1 else ()) + COLUMNS
+    widths = _widths(columns, body)
+    lines = [title, _row(columns, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [_row(cells, widths) for cells in body]
     return "\n".join(lines)
 
 
-def _speedup(result: RunResult, bs1: RunResult | None) -> str:
-    """From the table's own bs=1 row, so the column is filled even when bs=1 ran after the batched run."""
-    value = speedup(result, bs1)
+def _speedup(result: RunResult, bs1_row: RunResult | None) -> str:
+    """The result's own speedup (what its JSON says); when its bs=1 ran only after it, from the bs=1
+    row of the same test, so the column is filled whatever order the batch sizes ran in."""
+    value = result.speedup_vs_bs1 if result.batch_size > 1 else speedup(result, result)
+    if value is None and result.batch_size > 1:
+        value = speedup(result, bs1_row)
     return "-" if value is None else f"{value:.2f}x"
 
 

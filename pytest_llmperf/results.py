@@ -49,6 +49,7 @@ class RunResult:
     consistency: Consistency  # against the bs=1 baseline of the same configuration
     reference: ReferenceScore | None
     bs1: "RunResult | None" = None  # the timed bs=1 run of the same strategy, for the speedup
+    test: str = ""  # the test function that ran it (node id without parameters)
 
     @property
     def num_samples(self) -> int:

@@ -29,8 +29,9 @@ class StrategyError(Exception):
 
 
 def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int,
-        benchmark=None) -> RunResult:
-    """Timed through ``benchmark`` when given, else one untimed round."""
+        benchmark=None, test: str = "") -> RunResult:
+    """Timed through ``benchmark`` when given, else one untimed round. ``test``: the test function's
+    node id, which keys its row in the tables."""
     settings = session.settings
     prompts = len(workload.texts)
     if batch_size > prompts:  # never report a batch size that was not run
@@ -66,6 +67,7 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         consistency=compare(generations, baseline(session, target, workload)),
         reference=score_against_references(generations, workload.references),
         bs1=session.find(target.spec, workload.spec, strategy_name, 1, timed=True) if batch_size > 1 else None,
+        test=test,
     )
     session.record(result)
     return result

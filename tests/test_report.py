@@ -26,3 +26,40 @@ def test_consistency(llmperf, strategy, batch_size):
         f"llmperf: builtin [[]eager-nocompile-float32] on {device} (float32, attn eager)*",
     ])
     result.stdout.no_fnmatch_line("*Benchmark fixture was not used*")
+
+
+def test_two_tests_timing_the_same_case_each_keep_their_own_row_and_speedup(run_suite, pytester):
+    """The README's example times pipeline at bs=1 in two tests. Each row shows the speedup its own
+    test computed, which is the ``speedup_vs_bs1`` in the JSON: one case never shows two speedups."""
+    import json
+
+    suite = '''
+import pytest
+
+def test_throughput(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+
+@pytest.mark.llmperf(batch_sizes=[1, 8], strategies=["pipeline"])
+def test_pipeline_batching_pays_off(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+'''
+    result = run_suite("--llmperf-strategies=pipeline", "--llmperf-batch-sizes=1,4", "--benchmark-json=bench.json",
+                       suite=suite)
+    result.assert_outcomes(passed=4)
+    saved = json.loads((pytester.path / "bench.json").read_text())["benchmarks"]
+    speedups = {(b["name"].split("[")[0], b["extra_info"]["batch_size"]): b["extra_info"]["speedup_vs_bs1"]
+                for b in saved}
+    result.stdout.fnmatch_lines([
+        "| test * | batch size | strategy *",
+        "| test_pipeline_batching_pays_off | 1 * | pipeline *| 1.00x *",
+        "| test_throughput * | 1 * | pipeline *| 1.00x *",
+        "| test_throughput * | 4 * | pipeline *",
+        "| test_pipeline_batching_pays_off | 8 * | pipeline *",
+    ])
+    rows = [line for line in result.stdout.lines if line.startswith("| test_")]
+    shown = {(cells[0], int(cells[1])): cells[8] for cells in
+             ([cell.strip() for cell in line.strip("|").split("|")] for line in rows)}
+    assert len(shown) == 4
+    for (test, size), cell in shown.items():
+        expected = 1.0 if size == 1 else speedups[(test, size)]
+        assert cell == f"{expected:.2f}x", (test, size, cell, expected)

@@ -162,6 +162,11 @@ def parse_optional_text(value: Any) -> str | None:
     return None if text.lower() in ("", "none") else text
 
 
+def parse_optional_path(value: Any) -> str | None:
+    text = str(value).strip()
+    return None if text.lower() in ("", "none", "off") else text
+
+
 def registered_strategy_names() -> tuple[str, ...]:
     from .strategies import registry  # light: no torch at import
 
@@ -230,6 +235,9 @@ OPTIONS: tuple[Option, ...] = (
            "fail when fewer than this fraction of samples equal the bs=1 token ids (0..1)", "FRACTION"),
     Option("min_similarity", "0.95", parse_fraction_or_rate(1.0),
            "fail when the mean word-level similarity to bs=1 is below this (0..1)", "FRACTION"),
+    Option("results_file", ".llmperf/results.jsonl", parse_optional_path,
+           "a JSON line per finished case, written as it finishes, so an interrupted or killed session keeps what "
+           "it measured (relative to the rootdir; 'off' disables)", "PATH"),
     # Against a stored earlier run (the cross-commit gate).
     Option("baseline", None, parse_optional_text,
            "a saved run (--benchmark-json or autosave file) to compare with", "PATH",

@@ -20,6 +20,8 @@ from .options import OPTIONS, THROUGHPUT_THRESHOLDS, benchmark_options_that_do_n
 SETTINGS = pytest.StashKey[Settings]()
 SAVED_SCHEMA = 1  # the layout of what pytest-llmperf adds to a saved run
 SESSION = pytest.StashKey[object]()
+PYTEST_SESSION = pytest.StashKey[pytest.Session]()
+DROPPED = pytest.StashKey[list]()  # benchmarks interrupted before their first round ended
 
 # Axis name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
 # then strategy, then batch size, so ids read like [sdpa-nocompile-float32-pipeline-bs16].
@@ -91,6 +93,23 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
         output_json["llmperf"] = {"schema": SAVED_SCHEMA, "outputs": session.outputs()}
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[PYTEST_SESSION] = session
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest-benchmark's, which writes the JSON first
+def pytest_sessionfinish(session: pytest.Session, exitstatus):
+    """An interrupted benchmark has no rounds, and pytest-benchmark's JSON and autosave then fail on
+    it (docs/upstream/pytest-benchmark-interrupted-benchmark.md), losing every completed one: drop it."""
+    benchmark_session = getattr(session.config, "_benchmarksession", None)
+    if benchmark_session is not None:
+        completed = [bench for bench in benchmark_session.benchmarks if bench or getattr(bench, "has_error", False)]
+        dropped = [bench.fullname for bench in benchmark_session.benchmarks if bench not in completed]
+        benchmark_session.benchmarks[:] = completed
+        session.config.stash[DROPPED] = dropped
+    return (yield)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is not None:
@@ -99,11 +118,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _perf_session(config: pytest.Config):
     if SESSION not in config.stash:
+        from .baseline import from_benchmark_compare
+        from .journal import Journal
         from .session import PerfSession
 
-        from .baseline import from_benchmark_compare
-
-        config.stash[SESSION] = PerfSession(config.stash[SETTINGS], lambda: from_benchmark_compare(config))
+        settings = config.stash[SETTINGS]
+        journal = Journal(config.rootpath / settings.results_file if settings.results_file else None,
+                          {"rootdir": str(config.rootpath)})
+        config.stash[SESSION] = PerfSession(settings, lambda: from_benchmark_compare(config), journal)
     return config.stash[SESSION]
 
 
@@ -245,8 +267,38 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     return report
 
 
-@pytest.hookimpl(trylast=True)  # after pytest-benchmark's table, so ours is what the user reads last
-def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+@pytest.hookimpl(wrapper=True)  # around the others: ours comes last, and after a regression too
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config):
+    """The llmperf tables, after pytest-benchmark's. pytest-benchmark raises ``PerformanceRegression``
+    from its summary under --benchmark-compare-fail, which would hide these tables and pytest's
+    final line behind a traceback: it becomes a failing exit status and one line instead."""
+    from pytest_benchmark.session import PerformanceRegression
+
+    regression = False
+    try:
+        yield
+    except PerformanceRegression:
+        regression = True
+    _write_tables(terminalreporter, config)
+    dropped = config.stash.get(DROPPED, [])
+    if dropped:
+        terminalreporter.write_line(f"llmperf: left out of the saved run, interrupted before a round ended: "
+                                    f"{', '.join(dropped)}", yellow=True)
+    perf_session = config.stash.get(SESSION, None)
+    if perf_session is not None and perf_session.results and perf_session.journal.path:
+        terminalreporter.write_line(f"llmperf: results file {perf_session.journal.path}")
+    session = config.stash.get(PYTEST_SESSION, None)
+    if regression:
+        found = getattr(getattr(config, "_benchmarksession", None), "performance_regressions", [])
+        terminalreporter.write_line("llmperf: pytest-benchmark found a performance regression "
+                                    "(--benchmark-compare-fail): failing the run", red=True, bold=True)
+        for name, failure in found:
+            terminalreporter.write_line(f"  {name} - {failure}", red=True)
+        if session is not None and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _write_tables(terminalreporter, config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is None or not session.results:
         return

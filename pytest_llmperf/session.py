@@ -14,6 +14,7 @@ from .baseline import Baseline, BaselineError
 from .baseline import load as load_baseline
 from .config import ModelSpec, Settings, WorkloadSpec
 from .environment import oversubscription_warning
+from .journal import Journal
 from .loading import LoadedModel, LoadError, load
 from .regression import compare_case
 from .results import RunResult
@@ -22,9 +23,11 @@ from .workload import Rows, Workload, WorkloadError, format_workload, load_rows
 
 
 class PerfSession:
-    def __init__(self, settings: Settings, benchmark_compare_path=lambda: None):
-        """``benchmark_compare_path``: returns the run pytest-benchmark loaded for --benchmark-compare, if any."""
+    def __init__(self, settings: Settings, benchmark_compare_path=lambda: None, journal: Journal | None = None):
+        """``benchmark_compare_path``: returns the run pytest-benchmark loaded for --benchmark-compare, if any.
+        ``journal``: the results file each finished case is appended to."""
         self.settings = settings
+        self.journal = journal or Journal(None)
         self.comparisons: list = []  # regression.BaselineComparison, for the end-of-session table
         self._benchmark_compare_path = benchmark_compare_path
         self._earlier_run: Baseline | BaselineError | None | bool = False  # False: not looked for yet
@@ -45,7 +48,7 @@ class PerfSession:
             return self._resident
         if spec in self._load_errors:
             raise self._load_errors[spec]
-        self.close()
+        self._release_model()
         try:
             self._resident = load(spec)
         except LoadError as exc:
@@ -114,6 +117,9 @@ class PerfSession:
 
     def record(self, result: RunResult) -> None:
         self.results.append(result)
+        self.journal.append({"test": result.test, "timed": result.timing is not None,
+                             "extra_info": result.extra_info(),
+                             "output_ids": [list(sample.token_ids) for sample in result.generations.samples]})
 
     def find(self, spec: ModelSpec, workload: WorkloadSpec, strategy: str, batch_size: int,
              timed: bool = False) -> RunResult | None:
@@ -125,6 +131,10 @@ class PerfSession:
         return None
 
     def close(self) -> None:
+        self.journal.close()
+        self._release_model()
+
+    def _release_model(self) -> None:
         if self._resident is not None:
             self._resident.close()
             self._resident = None

@@ -1,0 +1,66 @@
+"""The results file: one JSON line per finished perf case, appended as it finishes, so that what was
+measured survives an interrupt, a crash or a hard kill (``--llmperf-results-file``).
+
+pytest-benchmark writes its JSON and autosave files once, at the end of the session; a session that
+never reaches its end leaves nothing there. This file is written as the session goes:
+
+- the first case of a session truncates it and writes a header line (``"kind": "session"``); a
+  session that runs no perf test leaves the previous file alone;
+- each case is one line (``"kind": "case"``): the test id, the same ``extra_info`` as the JSON,
+  and the generated token ids;
+- each line is one ``write`` on a file opened for appending, then flushed to disk, so a reader
+  sees whole lines only, and a kill loses at most the case it interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+SCHEMA = 1
+
+
+class Journal:
+    def __init__(self, path: Path | None, header: dict | None = None):
+        """``path``: where to write (None: off). ``header``: extra fields for the session line."""
+        self.path = path
+        self._header = header or {}
+        self._fd: int | None = None
+
+    def append(self, record: dict) -> None:
+        if self.path is None:
+            return
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+            self._write({"kind": "session", "schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                         "pid": os.getpid(), "argv": sys.argv[1:], **self._header})
+        self._write({"kind": "case", **record})
+
+    def _write(self, record: dict) -> None:
+        os.write(self._fd, (json.dumps(record, default=str) + "\n").encode())
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def read(path: Path | str) -> tuple[dict, list[dict]]:
+    """``(session header, case records)`` of a results file; a torn last line (a kill mid-write) is
+    left out."""
+    header, cases = {}, []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("kind") == "session":
+            header = record
+        elif record.get("kind") == "case":
+            cases.append(record)
+    return header, cases

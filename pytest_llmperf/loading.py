@@ -140,6 +140,8 @@ def load(spec: ModelSpec) -> LoadedModel:
     if _looks_like_a_path(source) and not Path(source).expanduser().is_dir():
         raise LoadError(f"cannot load model {spec.model!r}: no such model directory")
     source = str(Path(source).expanduser()) if source.startswith("~") else source
+    if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
+        raise LoadError(f"cannot load model {spec.model!r}: no config.json in {source}")
     device = resolve_device(spec.device)
     if device.startswith("cuda"):
         torch.zeros(1, device=device)  # the CUDA context (seconds, once per process) is not this model's load time
@@ -147,10 +149,11 @@ def load(spec: ModelSpec) -> LoadedModel:
     start = time.perf_counter()
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
-        model = AutoModelForCausalLM.from_pretrained(
+        model, loading_info = AutoModelForCausalLM.from_pretrained(
             source,
             dtype="auto" if spec.dtype == "auto" else getattr(torch, spec.dtype),
             attn_implementation=spec.attn_implementation,
+            output_loading_info=True,
         )
     except Exception as exc:  # OSError for unknown ids/offline, ValueError for unsupported attention...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -160,6 +163,9 @@ def load(spec: ModelSpec) -> LoadedModel:
                 f"model {spec.model!r} with attn_implementation={spec.attn_implementation}: {first_sentence}"
             ) from None
         raise LoadError(f"cannot load model {spec.model!r}: {message}") from None
+    problem = not_a_causal_lm(model, loading_info)
+    if problem:
+        raise LoadError(f"cannot load model {spec.model!r}: {problem}")
     model.to(device).eval()
     _prepare_tokenizer(tokenizer)
     loaded = LoadedModel(
@@ -177,6 +183,25 @@ def load(spec: ModelSpec) -> LoadedModel:
     if spec.compile_mode != "none":
         loaded.compile_time_s = _trigger_compile(loaded)
     return loaded
+
+
+def not_a_causal_lm(model, loading_info: dict) -> str | None:
+    """Why what ``AutoModelForCausalLM`` loaded is not a trained causal LM, or None.
+
+    transformers loads an encoder (BERT and kin) as its ``...LMHeadModel`` without complaint, with
+    bidirectional attention (``is_decoder=False``), and initialises any weight the checkpoint lacks
+    (an LM head on a bare encoder or a classifier) at random: both generate noise."""
+    config = model.config
+    saved_as = ", ".join(config.architectures or []) or "this"
+    if getattr(config, "is_decoder", None) is False:  # a family where decoding is opt-in: an encoder
+        return (f"not a causal LM: {saved_as} checkpoint of encoder-only model type {config.model_type!r} "
+                f"(is_decoder=False), which AutoModelForCausalLM loads as {type(model).__name__}")
+    missing = sorted(loading_info.get("missing_keys") or ())
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        return (f"{len(missing)} weight(s) newly initialised on load, missing from the {saved_as} checkpoint "
+                f"({shown}): not a trained causal LM")
+    return None
 
 
 def _prepare_tokenizer(tokenizer) -> None:

@@ -253,7 +253,13 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """Every gate's measured-vs-required line, as the test report's ``llmperf`` section."""
+    """Every gate's measured-vs-required line, as the test report's ``llmperf`` section. An error
+    raised in the user's own code (a strategy of theirs) shows its traceback from the test into their
+    frames, without the plugin's and pytest-benchmark's frames in between."""
+    if call.excinfo is not None and _is_perf_test(item) and not item.config.getoption("fulltrace", False):
+        from .tracebacks import without_harness_frames
+
+        without_harness_frames(call.excinfo)
     report = yield
     if call.when == "call" and _is_perf_test(item):
         from .fixture import GATE_REPORTS

@@ -19,7 +19,7 @@ from .loading import LoadedModel, LoadError, load
 from .regression import compare_case
 from .results import RunResult
 from .strategies.base import Generations
-from .workload import Rows, Workload, WorkloadError, format_workload, load_rows
+from .workload import Rows, Workload, WorkloadError, check_context, format_workload, load_rows
 
 
 class PerfSession:
@@ -39,7 +39,7 @@ class PerfSession:
         self._resident: LoadedModel | None = None
         self._load_errors: dict[ModelSpec, LoadError] = {}
         self._rows: dict[WorkloadSpec, Rows | WorkloadError] = {}
-        self._workloads: dict[tuple[str, WorkloadSpec], Workload] = {}
+        self._workloads: dict[tuple[str, WorkloadSpec], Workload | WorkloadError] = {}
         self._baselines: dict[tuple[ModelSpec, WorkloadSpec], Generations] = {}
         self._causes: dict[tuple[ModelSpec, WorkloadSpec], dict] = {}
 
@@ -68,7 +68,15 @@ class PerfSession:
             rows = self._rows[spec]
             if isinstance(rows, WorkloadError):
                 raise rows
-            self._workloads[key] = format_workload(spec, rows, target.tokenizer)
+            workload = format_workload(spec, rows, target.tokenizer)
+            try:
+                check_context(workload, target.model.config)
+            except WorkloadError as exc:
+                self._workloads[key] = exc
+            else:
+                self._workloads[key] = workload
+        if isinstance(self._workloads[key], WorkloadError):
+            raise self._workloads[key]
         return self._workloads[key]
 
     def earlier_run(self) -> Baseline | None:

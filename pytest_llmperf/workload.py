@@ -121,6 +121,37 @@ def format_workload(spec: WorkloadSpec, rows: Rows, tokenizer) -> Workload:
     return Workload(spec, rows, texts, input_ids, add_special_tokens, Dataset.from_dict({"text": list(texts)}))
 
 
+def check_context(workload: Workload, model_config) -> None:
+    """Prompt tokens + ``max_new_tokens`` against the model's context, said up front: an error when
+    prompts alone do not fit (the model would run past its position embeddings, or truncate), a
+    warning naming how many prompts when only the generation budget runs past it."""
+    context = context_length(model_config)
+    if context is None:
+        return
+    lengths = [len(ids) for ids in workload.input_ids]
+    too_long = [length for length in lengths if length > context]
+    if too_long:
+        raise WorkloadError(f"{len(too_long)} of {len(lengths)} prompts are longer than the model's context of "
+                            f"{context} tokens (longest {max(too_long)} tokens); shorten them or use another model")
+    budget = workload.spec.max_new_tokens
+    past = [length for length in lengths if length + budget > context]
+    if past:
+        warnings.warn(UserWarning(
+            f"llmperf: {len(past)} of {len(lengths)} prompts plus --llmperf-max-new-tokens {budget} exceed the "
+            f"model's context of {context} tokens (longest prompt {max(past)} tokens); generations that run "
+            f"that long go past it"))
+
+
+def context_length(model_config) -> int | None:
+    """The model's context in tokens (``max_position_embeddings`` or an older name), or None."""
+    config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+    for name in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def load_split(source: str, split: str):
     """One ``datasets.Dataset`` split of a built-in, local or hub dataset (80/20 seed-42 split of a
     train-only dataset for ``train``/``test``)."""
@@ -135,6 +166,8 @@ def load_split(source: str, split: str):
                 raise WorkloadError(
                     f"dataset file {source!r} has an unsupported type {suffix!r}; use one of {', '.join(FILE_BUILDERS)}"
                 )
+            if not Path(source).read_bytes().strip():  # datasets says only "StopIteration" for an empty .jsonl
+                raise WorkloadError(f"dataset file {source!r} is empty")
             splits = load_dataset(FILE_BUILDERS[suffix], data_files=source)
         else:
             splits = load_dataset(source)

@@ -8,6 +8,18 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
+
+def bind_transformers_logging_to_this_session() -> None:
+    """transformers binds its log handler to the ``sys.stderr`` of its first use. Done inside a
+    pytester inline run, that stream is closed after the run, and every later transformers warning
+    prints "--- Logging error ---" with a traceback into the next runs' output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.get_logger("transformers")
+
+
+bind_transformers_logging_to_this_session()
+
 def resolved_auto_device() -> str:
     """What ``--llmperf-device auto`` (the default) resolves to here: the tests also run on a GPU machine."""
     import torch

@@ -83,3 +83,110 @@ def test_all_empty_prompts_are_an_error_and_some_a_warning(run_suite, pytester):
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*llmperf: * of 4 prompts in column 'text' are empty; they are generated for like "
                                  "the others*"])
+
+
+def model_dir(pytester, name: str, model) -> str:
+    """``model`` saved with the built-in tokenizer beside it: a local model directory as users have them."""
+    import shutil
+
+    from pytest_llmperf import builtin
+
+    path = pytester.path / name
+    model.save_pretrained(path)
+    for file in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(builtin.MODEL_DIR / file, path / file)
+    return str(path)
+
+
+def one_line_failure(result, line: str) -> None:
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([line])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_an_encoder_only_model_is_a_one_line_load_error(run_suite, pytester):
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(vocab_size=1024, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=256)
+    path = model_dir(pytester, "bert", BertForMaskedLM(config))
+    result = run_suite(f"--llmperf-model={path}", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
+    one_line_failure(result, f"*cannot load model '{path}': not a causal LM: BertForMaskedLM checkpoint of "
+                             "encoder-only model type 'bert' (is_decoder=False), which AutoModelForCausalLM loads "
+                             "as BertLMHeadModel")
+
+
+def test_a_checkpoint_without_its_lm_head_is_a_one_line_load_error(run_suite, pytester):
+    from transformers import LlamaConfig, LlamaModel
+
+    config = LlamaConfig(vocab_size=1024, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=2, intermediate_size=64, max_position_embeddings=256,
+                         tie_word_embeddings=False)
+    path = model_dir(pytester, "headless", LlamaModel(config))
+    result = run_suite(f"--llmperf-model={path}", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
+    one_line_failure(result, f"*cannot load model '{path}': 1 weight(s) newly initialised on load, missing from the "
+                             "LlamaModel checkpoint (lm_head.weight): not a trained causal LM")
+
+
+def test_a_model_directory_without_config_json_says_so(run_suite, pytester):
+    (pytester.path / "weights_only").mkdir()
+    (pytester.path / "weights_only" / "model.safetensors").write_bytes(b"")
+    result = run_suite("--llmperf-model=./weights_only", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
+    one_line_failure(result, "*cannot load model './weights_only': no config.json in ./weights_only")
+
+
+def test_an_empty_jsonl_dataset_says_the_file_is_empty(run_suite, pytester):
+    (pytester.path / "empty.jsonl").write_text("\n")
+    result = run_suite("--llmperf-dataset=empty.jsonl", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
+    one_line_failure(result, "*dataset file 'empty.jsonl' is empty")
+
+
+def test_prompts_beyond_the_context_are_an_error_and_a_generation_budget_beyond_it_a_warning(run_suite, pytester):
+    """The built-in model's context is 256 tokens (max_position_embeddings)."""
+    rows = pytester.path / "long.jsonl"
+    rows.write_text("".join(json.dumps({"text": ("A very long menu. " * 200 if i == 3 else f"Soup number {i}.")})
+                            + "\n" for i in range(20)))
+    result = run_suite(f"--llmperf-dataset={rows}", "--llmperf-prompt-column=text", "--llmperf-strategies=manual",
+                       "--llmperf-batch-sizes=1", "--llmperf-split=train")
+    one_line_failure(result, "*1 of 8 prompts are longer than the model's context of 256 tokens (longest * tokens); "
+                             "shorten them or use another model")
+    result = run_suite("--llmperf-max-new-tokens=5000", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1",
+                       "--llmperf-num-samples=2", "-W", "default", "--benchmark-disable")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*llmperf: 2 of 2 prompts plus --llmperf-max-new-tokens 5000 exceed the model's "
+                                 "context of 256 tokens (longest prompt * tokens); generations that run that long go "
+                                 "past it*"])
+
+
+RAISING_CONFTEST = '''
+from pytest_llmperf import register_strategy
+from pytest_llmperf.strategies.manual import ManualStrategy
+
+
+@register_strategy("buggy")
+class Buggy(ManualStrategy):
+    def generate(self, ctx):
+        outputs = super().generate(ctx)
+        return self.postprocess(outputs)
+
+    def postprocess(self, outputs):
+        return outputs.samples[99]  # the user's bug
+'''
+
+
+def test_a_custom_strategy_that_raises_shows_its_traceback_from_the_users_frames(run_suite):
+    result = run_suite("--llmperf-strategies=buggy", "--llmperf-batch-sizes=1", conftest=RAISING_CONFTEST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        ">       llmperf.benchmark(strategy, batch_size)",
+        "test_perf.py:2: ",
+        "*",
+        "conftest.py:9: in generate",
+        "    return self.postprocess(outputs)",
+        "*",
+        ">       return outputs.samples[[]99]  # the user's bug",
+        "E       IndexError: tuple index out of range",
+        "conftest.py:12: IndexError",
+    ])
+    harness = [line for line in result.stdout.lines if "pytest_llmperf/" in line or "pytest_benchmark/" in line]
+    assert harness == []

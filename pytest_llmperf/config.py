@@ -99,6 +99,7 @@ class Settings:
     max_cv: float | None  # steadiness threshold; None: not checked
     benchmark_disable_gc: bool  # pytest-benchmark's --benchmark-disable-gc: no automatic collection in a round
     timer: str  # pytest-benchmark's --benchmark-timer
+    on_oom: str  # a case that runs out of memory: "fail" or "skip"
     results_file: str | None  # --llmperf-results-file (relative to the rootdir); None: off
     baseline: str | None  # --llmperf-baseline; None: the run --benchmark-compare selected, if any
     require_baseline: bool
@@ -130,6 +131,7 @@ class Settings:
             max_cv=values["max_cv"],
             benchmark_disable_gc=benchmark_disable_gc,
             timer=timer,
+            on_oom=values["on_oom"],
             results_file=values["results_file"],
             baseline=values["baseline"],
             require_baseline=values["require_baseline"],

@@ -121,6 +121,11 @@ class LLMPerf:
             skip_reason = str(exc)
         except runner.StrategyError as exc:
             failure = str(exc)
+        except runner.OutOfMemoryCase as exc:
+            if self._session.settings.on_oom == "skip":
+                skip_reason = str(exc)
+            else:
+                failure = str(exc)
         if skip_reason is not None:
             pytest.skip(skip_reason)
         pytest.fail(failure, pytrace=False)  # outside `except`: one line, no chained traceback

@@ -19,6 +19,7 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 GC_MODES = ("freeze", "none")  # instruments.Collector implements them
+ON_OOM = ("fail", "skip")
 
 
 def split_list(value: Any) -> list[str]:
@@ -235,6 +236,9 @@ OPTIONS: tuple[Option, ...] = (
            "fail when fewer than this fraction of samples equal the bs=1 token ids (0..1)", "FRACTION"),
     Option("min_similarity", "0.95", parse_fraction_or_rate(1.0),
            "fail when the mean word-level similarity to bs=1 is below this (0..1)", "FRACTION"),
+    Option("on_oom", "fail", parse_choice(ON_OOM),
+           "a case that runs out of memory: fail it, or skip it; either way in one line, its memory freed and "
+           "larger batch sizes of its strategy skipped", "ACTION"),
     Option("results_file", ".llmperf/results.jsonl", parse_optional_path,
            "a JSON line per finished case, written as it finishes, so an interrupted or killed session keeps what "
            "it measured (relative to the rootdir; 'off' disables)", "PATH"),

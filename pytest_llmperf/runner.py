@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from . import environment
+from . import environment, memory
 from .compare import compare, score_against_references
 from .instruments import Collector, CompileCounter, SpeedProbe
 from .loading import LoadedModel
@@ -28,6 +28,14 @@ class StrategyError(Exception):
     """A strategy broke its contract (e.g. returned another number of outputs than prompts): one line."""
 
 
+class OutOfMemoryCase(Exception):
+    """The case ran out of memory (freed since); ``oom`` describes it."""
+
+    def __init__(self, oom: memory.OutOfMemory):
+        super().__init__(oom.line())
+        self.oom = oom
+
+
 def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int,
         benchmark=None, test: str = "") -> RunResult:
     """Timed through ``benchmark`` when given, else one untimed round. ``test``: the test function's
@@ -37,16 +45,23 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
     if batch_size > prompts:  # never report a batch size that was not run
         raise Unsupported(f"batch size {batch_size} is larger than the workload ({prompts} prompts): it would run as "
                           f"one batch of {prompts}; raise --llmperf-num-samples or drop this batch size")
+    known = session.out_of_memory(target.spec, workload.spec, strategy_name, batch_size)
+    if known is not None:
+        raise Unsupported(known.skip_reason(batch_size))
     conditions = {**environment.conditions(), "timer": settings.timer}
-    if benchmark is None:
-        generations, timing = generate_once(target, workload, strategy_name, batch_size), None
+    try:
+        generations, timing = _rounds(target, workload, strategy_name, batch_size, benchmark, settings)
+    except Exception as exc:
+        if not memory.is_out_of_memory(exc):
+            raise
+        exhausted = memory.figures(target.device)  # the exception, its frames and their tensors go below
     else:
-        with prepared(target, workload, strategy_name, batch_size) as one_round:
-            warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
-            instruments = (Collector(settings.gc, settings.benchmark_disable_gc), CompileCounter(),
-                           SpeedProbe(target.device, target.sync))
-            generations, timing = timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds,
-                                               instruments, settings.max_cv)
+        exhausted = None
+    if exhausted is not None:
+        memory.free(target.device)
+        oom = memory.OutOfMemory(strategy_name, batch_size, test, exhausted, memory.figures(target.device))
+        session.record_out_of_memory(target.spec, workload.spec, oom)
+        raise OutOfMemoryCase(oom)
     if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
         session.set_baseline(target, workload, generations)
     result = RunResult(
@@ -71,6 +86,18 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
     )
     session.record(result)
     return result
+
+
+def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int, benchmark, settings):
+    """``(generations, timing)``: timed through ``benchmark`` when given, else one untimed round."""
+    if benchmark is None:
+        return generate_once(target, workload, strategy_name, batch_size), None
+    with prepared(target, workload, strategy_name, batch_size) as one_round:
+        warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
+        instruments = (Collector(settings.gc, settings.benchmark_disable_gc), CompileCounter(),
+                       SpeedProbe(target.device, target.sync))
+        return timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds, instruments,
+                            settings.max_cv)
 
 
 def baseline(session: PerfSession, target: LoadedModel, workload: Workload) -> Generations:

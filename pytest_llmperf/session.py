@@ -15,6 +15,7 @@ from .baseline import load as load_baseline
 from .config import ModelSpec, Settings, WorkloadSpec
 from .environment import oversubscription_warning
 from .journal import Journal
+from .memory import OutOfMemory
 from .loading import LoadedModel, LoadError, load
 from .regression import compare_case
 from .results import RunResult
@@ -42,6 +43,7 @@ class PerfSession:
         self._workloads: dict[tuple[str, WorkloadSpec], Workload | WorkloadError] = {}
         self._baselines: dict[tuple[ModelSpec, WorkloadSpec], Generations] = {}
         self._causes: dict[tuple[ModelSpec, WorkloadSpec], dict] = {}
+        self._out_of_memory: dict[tuple[ModelSpec, WorkloadSpec, str], OutOfMemory] = {}
 
     def target(self, spec: ModelSpec) -> LoadedModel:
         if self._resident is not None and self._resident.spec == spec:
@@ -122,6 +124,17 @@ class PerfSession:
 
     def set_baseline(self, target: LoadedModel, workload: Workload, generations: Generations) -> None:
         self._baselines.setdefault((target.spec, workload.spec), generations)
+
+    def out_of_memory(self, spec: ModelSpec, workload: WorkloadSpec, strategy: str,
+                      batch_size: int) -> OutOfMemory | None:
+        """The out-of-memory case of this strategy and configuration at or below ``batch_size``, if any."""
+        known = self._out_of_memory.get((spec, workload, strategy))
+        return known if known is not None and batch_size >= known.batch_size else None
+
+    def record_out_of_memory(self, spec: ModelSpec, workload: WorkloadSpec, oom: OutOfMemory) -> None:
+        known = self._out_of_memory.get((spec, workload, oom.strategy))
+        if known is None or oom.batch_size < known.batch_size:
+            self._out_of_memory[(spec, workload, oom.strategy)] = oom
 
     def record(self, result: RunResult) -> None:
         self.results.append(result)

@@ -1,0 +1,104 @@
+"""Out of memory fails (or, by option, skips) only that case, in one line with the device's memory
+figures; its memory is freed; the untimed consistency test does not run it again; larger batch
+sizes of the same strategy are skipped with the reason. On CUDA (when a GPU is present) with a
+real out-of-memory error."""
+
+import pytest
+
+from conftest import FAST
+
+# A user's strategy that runs out of memory from batch size 4 on, with the error torch raises.
+OOM_CONFTEST = '''
+import torch
+
+from pytest_llmperf import register_strategy
+from pytest_llmperf.strategies.manual import ManualStrategy
+
+CALLS = {}
+
+
+@register_strategy("oomat4")
+class OutOfMemoryAt4(ManualStrategy):
+    def generate(self, ctx):
+        CALLS[ctx.batch_size] = CALLS.get(ctx.batch_size, 0) + 1
+        if ctx.batch_size >= 4:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return super().generate(ctx)
+'''
+
+SUITE = '''
+import conftest
+
+
+def test_throughput(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+
+
+def test_consistency(llmperf, strategy, batch_size):
+    llmperf.generate(strategy, batch_size)
+
+
+def test_calls():
+    print("CALLS", sorted(conftest.CALLS.items()))
+'''
+
+
+def test_out_of_memory_fails_one_case_in_one_line_and_skips_what_would_hit_the_same_wall(run_suite):
+    result = run_suite("-rfs", "-s", "--llmperf-strategies=oomat4", "--llmperf-batch-sizes=1,2,4,8", suite=SUITE,
+                       conftest=OOM_CONFTEST)
+    result.assert_outcomes(passed=5, failed=1, skipped=3)
+    result.stdout.fnmatch_lines([
+        "*_ test_throughput[[]sdpa-nocompile-float32-oomat4-bs4] _*",
+        "out of memory: oomat4 bs=4 (cpu: * GiB available of * GiB, this process * GiB resident); freed, now cpu: *; "
+        "larger batch sizes of oomat4 are skipped",
+    ])
+    result.stdout.fnmatch_lines_random([
+        "SKIPPED [[]1] *: not run: oomat4 ran out of memory at bs=4 in test_perf.py::test_throughput, so bs=8 would too",
+        "SKIPPED [[]1] *: not run again: oomat4 bs=4 ran out of memory in test_perf.py::test_throughput",
+    ])
+    result.stdout.fnmatch_lines(["*CALLS [[](1, 1), (2, 1), (4, 1)]"])  # one round each: bs=4 not again, bs=8 never
+    assert "Traceback" not in result.stdout.str() and "OutOfMemoryError" not in result.stdout.str()
+    assert "| 4 " not in result.stdout.str()  # no row for what did not finish
+
+
+def test_on_oom_skip_skips_the_case_with_the_same_line(run_suite):
+    result = run_suite("-rs", "--llmperf-strategies=oomat4", "--llmperf-batch-sizes=1,4", "--llmperf-on-oom=skip",
+                       conftest=OOM_CONFTEST)
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED [[]1] *: out of memory: oomat4 bs=4 (cpu: *); freed, now cpu: *"])
+
+
+REAL_OOM_CONFTEST = '''
+import torch
+
+from pytest_llmperf import register_strategy
+from pytest_llmperf.strategies.manual import ManualStrategy
+
+
+@register_strategy("hog")
+class Hog(ManualStrategy):
+    """Holds (batch size x 1/3 of the GPU) while generating: bs=1 and 2 fit, bs=4 cannot."""
+
+    def generate(self, ctx):
+        total = torch.cuda.get_device_properties(ctx.target.device).total_memory
+        held = torch.empty(ctx.batch_size * total // 3, dtype=torch.uint8, device=ctx.target.device)
+        generations = super().generate(ctx)
+        del held
+        return generations
+'''
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="a real out-of-memory error needs CUDA")
+def test_a_real_cuda_out_of_memory_is_freed_and_the_session_carries_on(pytester):
+    pytester.makeconftest(REAL_OOM_CONFTEST)
+    pytester.makepyfile(test_perf=SUITE.replace("import conftest", "import torch").replace(
+        'print("CALLS", sorted(conftest.CALLS.items()))',
+        'print("ALLOCATED_GIB", torch.cuda.memory_allocated() / 2**30)'))
+    result = pytester.runpytest_subprocess(*FAST, "-s", "-rfs", "--llmperf-device=cuda", "--llmperf-strategies=hog",
+                                           "--llmperf-batch-sizes=1,2,4,8")
+    result.assert_outcomes(passed=5, failed=1, skipped=3)
+    result.stdout.fnmatch_lines(["*_ test_throughput[[]*hog-bs4] _*",
+                                 "out of memory: hog bs=4 (cuda:0: * GiB free of * GiB, torch peak allocated * GiB, "
+                                 "reserved * GiB); freed, now cuda:0: *"])
+    allocated = float(next(line for line in result.stdout.lines if line.startswith("ALLOCATED_GIB")).split()[1])
+    assert allocated < 1.0  # the model only: the failed case's memory was given back

@@ -80,7 +80,7 @@ class Axes:
     dtypes: tuple[str, ...]
     attn_implementations: tuple[str, ...]
     compile_modes: tuple[str, ...]
-    batch_sizes: tuple[int, ...]
+    batch_sizes: tuple[int | str, ...]  # ints, and "max" last when asked for
     strategies: tuple[str, ...]
 
 

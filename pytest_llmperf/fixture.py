@@ -22,6 +22,7 @@ from .baseline import BaselineError
 from .gates import GateReport, check, speedup_gate
 from .report import junit_properties
 from .loading import LoadError, UnsupportedCombination
+from .options import MAX_BATCH
 from .results import RunResult
 from .session import PerfSession
 from .workload import WorkloadError
@@ -85,7 +86,9 @@ class LLMPerf:
         outputs a benchmark produced earlier in this session; otherwise runs once, untimed."""
         strategy, batch_size = self._resolve(strategy, batch_size)
         workload = self.workload
-        result = self._session.find(self.spec, workload.spec, strategy, batch_size)
+        size, _ = self._guarded(lambda: runner.resolve_batch_size(self._session, self.target, workload, strategy,
+                                                                  batch_size, self._test))
+        result = self._session.find(self.spec, workload.spec, strategy, size)
         if result is None:
             result = self._run(strategy, batch_size, None)
         self._gate(result, outputs=True, throughput=False)
@@ -100,7 +103,11 @@ class LLMPerf:
         return sorted(latest.values(), key=lambda r: (r.strategy, r.batch_size))
 
     # -- internals ------------------------------------------------------------------------------------
-    def _resolve(self, strategy, batch_size) -> tuple[str, int]:
+    @property
+    def _test(self) -> str:
+        return self._request.node.nodeid.split("[")[0]
+
+    def _resolve(self, strategy, batch_size) -> tuple[str, int | str]:
         params = getattr(self._request.node, "callspec", None)
         params = params.params if params else {}
         strategy = strategy if strategy is not None else params.get("strategy")
@@ -108,15 +115,19 @@ class LLMPerf:
         if strategy is None or batch_size is None:
             raise TypeError("llmperf needs a strategy and a batch size: request the `strategy` and `batch_size` "
                             "fixtures or pass them explicitly")
-        return strategy, int(batch_size)
+        return strategy, batch_size if batch_size == MAX_BATCH else int(batch_size)
 
     def _run(self, strategy, batch_size, benchmark) -> RunResult:
         strategy, batch_size = self._resolve(strategy, batch_size)
         target, workload = self.target, self.workload
+        return self._guarded(lambda: runner.run(self._session, target, workload, strategy, batch_size, benchmark,
+                                                test=self._test))
+
+    def _guarded(self, run):
+        """``run()``, with the runner's one-line outcomes turned into a skip or a failure of this test."""
         skip_reason = failure = None
         try:
-            return runner.run(self._session, target, workload, strategy, batch_size, benchmark,
-                              test=self._request.node.nodeid.split("[")[0])
+            return run()
         except runner.Unsupported as exc:
             skip_reason = str(exc)
         except runner.StrategyError as exc:

@@ -55,20 +55,30 @@ def parse_choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
-def parse_batch_sizes(value: Any) -> tuple[int, ...]:
+MAX_BATCH = "max"  # the largest batch size that fits, found at run time (runner.resolve_batch_size)
+MAX_BATCH_ALIASES = ("max", "auto")
+
+
+def parse_batch_sizes(value: Any) -> tuple[int | str, ...]:
     items = split_list(value)
-    sizes = []
+    sizes: set[int] = set()
+    largest = False
     for item in items:
+        if item.lower() in MAX_BATCH_ALIASES:
+            largest = True
+            continue
         try:
             size = int(item)
         except ValueError:
             size = 0
         if size < 1 or str(size) != item.lstrip("+"):
-            raise ValueError(f"invalid batch size {item!r}; batch sizes are positive integers, e.g. 1,4,16")
-        sizes.append(size)
-    if not sizes:
+            raise ValueError(f"invalid batch size {item!r}; batch sizes are positive integers or 'max' (the largest "
+                             "that fits), e.g. 1,4,16 or 1,max")
+        sizes.add(size)
+    if not sizes and not largest:
         raise ValueError("needs at least one batch size, e.g. 1,4,16")
-    return tuple(sorted(set(sizes)))  # ascending, so bs=1 (the speedup reference) runs first
+    # ascending, so bs=1 (the speedup reference) runs first; the search for the largest runs last
+    return (*sorted(sizes), *([MAX_BATCH] if largest else []))
 
 
 def parse_int(minimum: int) -> Callable[[Any], int]:
@@ -210,7 +220,9 @@ OPTIONS: tuple[Option, ...] = (
            f"list of attention implementations: {', '.join(ATTN_IMPLEMENTATIONS)}", "LIST"),
     Option("compile", "none", parse_choices(COMPILE_MODES), f"list of torch.compile modes: {', '.join(COMPILE_MODES)}",
            "LIST"),
-    Option("batch_sizes", "1,4,16", parse_batch_sizes, "list of positive batch sizes", "LIST"),
+    Option("batch_sizes", "1,4,16", parse_batch_sizes,
+           "list of positive batch sizes; 'max' (or 'auto') is the largest that fits, found by doubling then "
+           "bisecting on out-of-memory", "LIST"),
     Option("strategies", "manual,pipeline,keydataset,continuous", parse_choices(registered_strategy_names),
            "list of batching strategies: manual, pipeline, keydataset, continuous, continuous_serving, "
            "or a registered one", "LIST"),

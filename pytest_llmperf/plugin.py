@@ -29,7 +29,7 @@ DROPPED = pytest.StashKey[list]()  # benchmarks interrupted before their first r
 # must keep working): a perf test that names one in its signature is parametrized with it directly.
 MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
 RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
-AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}
+AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}  # bs16, bsmax
 MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -22,7 +22,8 @@ def render(results: list[RunResult]) -> str:
     groups: dict[tuple, dict[tuple, RunResult]] = {}
     for result in results:
         rows = groups.setdefault((result.spec, result.workload), {})
-        rows[(result.test, result.strategy, result.batch_size)] = result  # latest of a test's runs of a case
+        key = (result.test, result.strategy, result.batch_size, bool(result.batch_size_search))
+        rows[key] = result  # the latest of a test's runs of a case
     return "\n\n".join(_table(list(rows.values())) for rows in groups.values())
 
 
@@ -41,7 +42,7 @@ def _table(results: list[RunResult]) -> str:
     bs1_rows = {(r.test, r.strategy): r for r in ordered if r.batch_size == 1}
     body = [[
         *([r.test.rsplit("::", 1)[-1]] if len(tests) > 1 else []),
-        str(r.batch_size),
+        f"{r.batch_size} (max)" if r.batch_size_search else str(r.batch_size),
         r.strategy,
         f"{r.consistency.length_matches}/{r.num_samples}",
         f"{r.consistency.similarity:.3f}",
@@ -55,6 +56,8 @@ def _table(results: list[RunResult]) -> str:
     widths = _widths(columns, body)
     lines = [title, _row(columns, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [_row(cells, widths) for cells in body]
+    searches = {r.strategy: r.batch_size_search["summary"] for r in ordered if r.batch_size_search}
+    lines += [f"{strategy} bs=max: {summary}" for strategy, summary in searches.items()]
     return "\n".join(lines)
 
 

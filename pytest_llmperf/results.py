@@ -50,6 +50,7 @@ class RunResult:
     reference: ReferenceScore | None
     bs1: "RunResult | None" = None  # the timed bs=1 run of the same strategy, for the speedup
     test: str = ""  # the test function that ran it (node id without parameters)
+    batch_size_search: dict | None = None  # how batch size "max" was found (max_batch.BatchSearch.info)
 
     @property
     def num_samples(self) -> int:
@@ -113,6 +114,7 @@ class RunResult:
             "warmup_rounds": self.timing.warmup if self.timing else None,
             "config_hash": self.spec.hash,
             "workload_hash": self.workload.hash,
+            "batch_size_search": self.batch_size_search,
         })
         info.update(self.conditions)
         steadiness = self.timing.steadiness if self.timing else None

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from . import environment, memory
+from . import environment, max_batch, memory
 from .compare import compare, score_against_references
 from .instruments import Collector, CompileCounter, SpeedProbe
 from .loading import LoadedModel
+from .max_batch import BatchSearch
 from .measure import timed_rounds, warmup_rounds
+from .options import MAX_BATCH
 from .results import RunResult
 from .session import PerfSession
 from .strategies import registry
@@ -36,11 +38,46 @@ class OutOfMemoryCase(Exception):
         self.oom = oom
 
 
-def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int,
+def resolve_batch_size(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str,
+                       batch_size: int | str, test: str = "") -> tuple[int, BatchSearch | None]:
+    """A batch size to run: itself, or for "max" the largest that fits, searched once per strategy
+    and configuration in a session (the consistency test gets the size the timed test ran)."""
+    if batch_size != MAX_BATCH:
+        return int(batch_size), None
+    key = (target.spec, workload.spec, strategy_name)
+    found = session.batch_searches.get(key)
+    if found is None:
+        known = session.out_of_memory(target.spec, workload.spec, strategy_name, len(workload.texts))
+        exhausted: list[memory.OutOfMemory] = []
+
+        def fits(size: int) -> bool:
+            try:
+                generate_once(target, workload.longest(size), strategy_name, size)
+            except Exception as exc:
+                if not memory.is_out_of_memory(exc):
+                    raise
+                figures = memory.figures(target.device)
+            else:
+                return True
+            memory.free(target.device)
+            exhausted.append(memory.OutOfMemory(strategy_name, size, test, figures, memory.figures(target.device)))
+            return False
+
+        found = session.batch_searches[key] = max_batch.search(fits, len(workload.texts),
+                                                               known.batch_size if known else None)
+        for oom in exhausted:
+            session.record_out_of_memory(target.spec, workload.spec, oom)
+    if found.batch_size == 0:
+        raise OutOfMemoryCase(session.out_of_memory(target.spec, workload.spec, strategy_name, 1))
+    return found.batch_size, found
+
+
+def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int | str,
         benchmark=None, test: str = "") -> RunResult:
     """Timed through ``benchmark`` when given, else one untimed round. ``test``: the test function's
-    node id, which keys its row in the tables."""
+    node id, which keys its row in the tables. ``batch_size`` "max": the largest that fits."""
     settings = session.settings
+    batch_size, search = resolve_batch_size(session, target, workload, strategy_name, batch_size, test)
     prompts = len(workload.texts)
     if batch_size > prompts:  # never report a batch size that was not run
         raise Unsupported(f"batch size {batch_size} is larger than the workload ({prompts} prompts): it would run as "
@@ -83,6 +120,7 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         reference=score_against_references(generations, workload.references),
         bs1=session.find(target.spec, workload.spec, strategy_name, 1, timed=True) if batch_size > 1 else None,
         test=test,
+        batch_size_search=search.info() if search else None,
     )
     session.record(result)
     return result

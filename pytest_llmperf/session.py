@@ -44,6 +44,7 @@ class PerfSession:
         self._baselines: dict[tuple[ModelSpec, WorkloadSpec], Generations] = {}
         self._causes: dict[tuple[ModelSpec, WorkloadSpec], dict] = {}
         self._out_of_memory: dict[tuple[ModelSpec, WorkloadSpec, str], OutOfMemory] = {}
+        self.batch_searches: dict[tuple[ModelSpec, WorkloadSpec, str], object] = {}  # max_batch.BatchSearch
 
     def target(self, spec: ModelSpec) -> LoadedModel:
         if self._resident is not None and self._resident.spec == spec:

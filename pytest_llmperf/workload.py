@@ -59,6 +59,17 @@ class Workload:
     def references(self) -> tuple[str, ...] | None:
         return self.rows.references
 
+    def longest(self, count: int) -> "Workload":
+        """The ``count`` longest prompts (in tokens), in workload order: the batch of that size that
+        needs the most memory."""
+        by_length = sorted(range(len(self.input_ids)), key=lambda i: (-len(self.input_ids[i]), i))
+        keep = sorted(by_length[:count])
+        pick = lambda values: tuple(values[i] for i in keep)  # noqa: E731
+        rows = Rows(pick(self.rows.prompts), pick(self.rows.references) if self.rows.references else None,
+                    self.rows.reference_column)
+        return Workload(self.spec, rows, pick(self.texts), pick(self.input_ids), self.add_special_tokens,
+                        self.dataset.select(keep))
+
 
 def load_rows(spec: WorkloadSpec) -> Rows:
     split = load_split(spec.dataset, spec.split)

@@ -102,3 +102,45 @@ def test_a_real_cuda_out_of_memory_is_freed_and_the_session_carries_on(pytester)
                                  "reserved * GiB); freed, now cuda:0: *"])
     allocated = float(next(line for line in result.stdout.lines if line.startswith("ALLOCATED_GIB")).split()[1])
     assert allocated < 1.0  # the model only: the failed case's memory was given back
+
+
+def test_batch_size_max_finds_the_largest_that_fits_and_reports_it(run_suite, pytester):
+    import json
+
+    result = run_suite("-rfs", "--llmperf-strategies=oomat4", "--llmperf-batch-sizes=1,max", "--llmperf-num-samples=12",
+                       "--benchmark-json=bench.json", suite=SUITE, conftest=OOM_CONFTEST)
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines([
+        "| 1 * | oomat4 *",
+        "| 3 (max) * | oomat4 *",
+        "oomat4 bs=max: largest batch size that fits: 3, limited by out of memory at 4 (tried 1, 2, 4 out of memory, 3)",
+    ])
+    saved = {bench["name"]: bench["extra_info"] for bench in json.loads((pytester.path / "bench.json").read_text())
+             ["benchmarks"]}
+    found = saved["test_throughput[sdpa-nocompile-float32-oomat4-bsmax]"]
+    assert found["batch_size"] == 3
+    assert found["batch_size_search"]["tried"] == [[1, True], [2, True], [4, False], [3, True]]
+    assert found["speedup_vs_bs1"] is not None
+
+
+def test_batch_size_max_is_capped_by_the_workload(run_suite):
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=max", "--llmperf-num-samples=6")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["| 6 (max) * | manual *",
+                                 "manual bs=max: largest batch size that fits: 6, limited by the workload's 6 prompts "
+                                 "(tried 1, 2, 4, 6)"])
+
+
+@pytest.mark.parametrize("limit, cap, known, found, tried", [
+    (24, 48, None, 24, [1, 2, 4, 8, 16, 32, 24, 28, 26, 25]),  # doubling, then bisecting 16..32
+    (100, 48, None, 48, [1, 2, 4, 8, 16, 32, 48]),  # the workload is the limit
+    (0, 48, None, 0, [1]),  # not even one fits
+    (24, 48, 20, 19, [1, 2, 4, 8, 16, 19]),  # stays below a size already seen to run out of memory
+])
+def test_the_search_doubles_then_bisects(limit, cap, known, found, tried):
+    from pytest_llmperf.max_batch import search
+
+    result = search(lambda size: size <= limit, cap, known)
+    assert result.batch_size == found
+    assert [size for size, _ in result.tried] == tried
+    assert all(fit == (size <= limit) for size, fit in result.tried)

@@ -6,8 +6,8 @@ never reaches its end leaves nothing there. This file is written as the session 
 
 - the first case of a session truncates it and writes a header line (``"kind": "session"``); a
   session that runs no perf test leaves the previous file alone;
-- each case is one line (``"kind": "case"``): the test id, the same ``extra_info`` as the JSON,
-  and the generated token ids;
+- each case is one line (``"kind": "case"``): ``RunResult.record()``, i.e. the test id, whether it
+  was timed, the same ``extra_info`` as the JSON, and the generated token ids;
 - each line is one ``write`` on a file opened for appending, then flushed to disk, so a reader
   sees whole lines only, and a kill loses at most the case it interrupted.
 """

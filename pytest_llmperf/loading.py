@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,13 +89,23 @@ class LoadedModel:
 
 
 def resolve_device(requested: str) -> str:
+    """``auto`` and ``cuda`` to a device; under pytest-xdist, worker k takes ``cuda:k % device_count``
+    so that workers do not share a GPU. An explicit ``cuda:N`` is kept."""
     import torch
 
-    if requested == "auto":
-        return "cuda:0" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        return "cuda:0"
+    if requested == "auto" and not torch.cuda.is_available():
+        return "cpu"
+    if requested in ("auto", "cuda"):
+        return f"cuda:{worker_gpu(os.environ.get('PYTEST_XDIST_WORKER'), torch.cuda.device_count())}"
     return requested
+
+
+def worker_gpu(worker: str | None, device_count: int) -> int:
+    """The GPU index of xdist worker ``gwK`` (K modulo the device count); 0 outside xdist."""
+    if not worker or device_count < 1:
+        return 0
+    digits = worker.removeprefix("gw")
+    return int(digits) % device_count if digits.isdigit() else 0
 
 
 def unsupported_reason(spec: ModelSpec) -> str | None:

@@ -22,6 +22,9 @@ SAVED_SCHEMA = 1  # the layout of what pytest-llmperf adds to a saved run
 SESSION = pytest.StashKey[object]()
 PYTEST_SESSION = pytest.StashKey[pytest.Session]()
 DROPPED = pytest.StashKey[list]()  # benchmarks interrupted before their first round ended
+XDIST_UNTIMED = ("llmperf: nothing was timed: pytest-benchmark disables timing under pytest-xdist (-n), so these "
+                 "tables show outputs only; time without -n (README: Parallel runs with pytest-xdist)")
+SENT = pytest.StashKey[tuple]()  # on an xdist worker: how many records (results, comparisons) were sent so far
 
 # Axis name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
 # then strategy, then batch size, so ids read like [sdpa-nocompile-float32-pipeline-bs16].
@@ -65,6 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
             load(settings.baseline)
         except BaselineError as exc:
             raise pytest.UsageError(f"--llmperf-baseline: {exc}") from None
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(RecordReceiver(config), "llmperf-xdist-receiver")
     ignored = benchmark_options_that_do_not_apply(config)
     if ignored:
         config.issue_config_time_warning(pytest.PytestWarning(
@@ -110,10 +115,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus):
     return (yield)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's session object prints its xdist warning
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is not None:
         session.close()
+        benchmark_session = getattr(config, "_benchmarksession", None)
+        if hasattr(config, "workerinput") and benchmark_session is not None:
+            # A worker's raw "Benchmarks are automatically disabled" lands among the controller's progress
+            # dots; the controller's summary says it for perf tests instead (``XDIST_UNTIMED``).
+            benchmark_session.xdist_benchmark_found = False
 
 
 def _perf_session(config: pytest.Config):
@@ -123,8 +134,8 @@ def _perf_session(config: pytest.Config):
         from .session import PerfSession
 
         settings = config.stash[SETTINGS]
-        journal = Journal(config.rootpath / settings.results_file if settings.results_file else None,
-                          {"rootdir": str(config.rootpath)})
+        writes = settings.results_file and not hasattr(config, "workerinput")  # under xdist, the controller
+        journal = Journal(config.rootpath / settings.results_file if writes else None, {"rootdir": str(config.rootpath)})
         config.stash[SESSION] = PerfSession(settings, lambda: from_benchmark_compare(config), journal)
     return config.stash[SESSION]
 
@@ -218,9 +229,18 @@ def llmperf(request: pytest.FixtureRequest, benchmark, _llmperf_model):
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Every perf test carries the ``llmperf`` marker, so ``-m "not llmperf"`` leaves them all out."""
-    if _is_perf_test(item) and item.get_closest_marker(MARKER) is None:
+    """Every perf test carries the ``llmperf`` marker, so ``-m "not llmperf"`` leaves them all out, and
+    an ``xdist_group`` per model configuration, so ``-n N --dist loadgroup`` runs a configuration's
+    tests on one worker, in order, where later tests see earlier results and the model loads once."""
+    if not _is_perf_test(item):
+        return
+    if item.get_closest_marker(MARKER) is None:
         item.add_marker(MARKER)
+    callspec = getattr(item, "callspec", None)
+    model = dict(callspec.params.get(MODEL_PARAM, ())) if callspec else {}
+    if model and item.get_closest_marker("xdist_group") is None:
+        configuration = "-".join(AXIS_IDS.get(name, str)(value) for name, value in model.items())
+        item.add_marker(pytest.mark.xdist_group(f"llmperf-{configuration}"))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own fixture-based reordering and other plugins'
@@ -261,6 +281,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
         without_harness_frames(call.excinfo)
     report = yield
+    if _is_perf_test(item) and hasattr(item.config, "workerinput"):
+        _send_records(item, report)
     if call.when == "call" and _is_perf_test(item):
         from .fixture import GATE_REPORTS
 
@@ -271,6 +293,30 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 lines.append(timing.steadiness.line())
             report.sections.append(("llmperf", "\n".join(lines)))
     return report
+
+
+def _send_records(item: pytest.Item, report) -> None:
+    """On an xdist worker: the records this test added, on its report (xdist carries a report's own
+    attributes to the controller), which adds them to its tables and results file."""
+    session = item.config.stash.get(SESSION, None)
+    if session is None:
+        return
+    sent = item.config.stash.get(SENT, (0, 0))
+    report.llmperf = {"records": session.records[sent[0]:], "comparisons": session.comparison_records[sent[1]:]}
+    item.config.stash[SENT] = (len(session.records), len(session.comparison_records))
+
+
+class RecordReceiver:
+    """On the xdist controller: adds a worker's records, as ``_send_records`` put them on a test's
+    report, to this process's tables and results file."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report) -> None:
+        received = getattr(report, "llmperf", None)
+        if received and (received["records"] or received["comparisons"]):
+            _perf_session(self.config).add_records(received["records"], received["comparisons"])
 
 
 @pytest.hookimpl(wrapper=True)  # around the others: ours comes last, and after a regression too
@@ -286,12 +332,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     except PerformanceRegression:
         regression = True
     _write_tables(terminalreporter, config)
+    perf_session = config.stash.get(SESSION, None)
+    if perf_session is not None and perf_session.records and config.getoption("dist", "no") != "no":
+        terminalreporter.write_line(XDIST_UNTIMED, yellow=True)
     dropped = config.stash.get(DROPPED, [])
     if dropped:
         terminalreporter.write_line(f"llmperf: left out of the saved run, interrupted before a round ended: "
                                     f"{', '.join(dropped)}", yellow=True)
-    perf_session = config.stash.get(SESSION, None)
-    if perf_session is not None and perf_session.results and perf_session.journal.path:
+    if perf_session is not None and perf_session.records and perf_session.journal.path:
         terminalreporter.write_line(f"llmperf: results file {perf_session.journal.path}")
     session = config.stash.get(PYTEST_SESSION, None)
     if regression:
@@ -306,13 +354,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 
 def _write_tables(terminalreporter, config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
-    if session is None or not session.results:
+    if session is None or not session.records:
         return
     import os
 
     from .report import github_summary, render, render_comparisons
 
-    sections = [render(session.results), render_comparisons(session.comparisons)]
+    sections = [render(session.records), render_comparisons(session.comparison_records)]
     terminalreporter.write_sep("=", "llmperf results")
     terminalreporter.write_line(sections[0])
     if sections[1]:

@@ -9,64 +9,87 @@ as Markdown when it is set, and each test's figures go into JUnit XML as ``<prop
 
 from __future__ import annotations
 
-from .results import SECONDS_PER_DAY, RunResult, speedup
+from statistics import median
+
+from .results import SECONDS_PER_DAY, RunResult
 
 COLUMNS = ("batch size", "strategy", "length match", "avg similarity to bs=1", "avg similarity to reference",
            "total time", "samples/s", "speedup vs bs=1", "projected samples per day")
 
 
-def render(results: list[RunResult]) -> str:
-    """One table per configuration. A row is one test's run of a case: when two tests time the same
-    strategy and batch size, both rows show, each with the speedup its own test computed (the
-    ``speedup_vs_bs1`` saved in the JSON), and a "test" column tells them apart."""
-    groups: dict[tuple, dict[tuple, RunResult]] = {}
-    for result in results:
-        rows = groups.setdefault((result.spec, result.workload), {})
-        key = (result.test, result.strategy, result.batch_size, bool(result.batch_size_search))
-        rows[key] = result  # the latest of a test's runs of a case
+def render(records: list[dict]) -> str:
+    """One table per configuration, from the results' records (``RunResult.record``: what the results
+    file holds and xdist workers send), so every process prints the same tables. A row is one test's
+    run of a case: when two tests time the same strategy and batch size, both rows show, each with
+    the speedup its own test computed (the ``speedup_vs_bs1`` saved in the JSON), and a "test"
+    column tells them apart."""
+    groups: dict[tuple, dict[tuple, dict]] = {}
+    for record in records:
+        info = record["extra_info"]
+        rows = groups.setdefault((info["model"], info["config_hash"], info["workload_hash"]), {})
+        key = (record["test"], info["strategy"], info["batch_size"], bool(info.get("batch_size_search")))
+        rows[key] = record  # the latest of a test's runs of a case
     return "\n\n".join(_table(list(rows.values())) for rows in groups.values())
 
 
-def _table(results: list[RunResult]) -> str:
-    timed_cases = {(r.strategy, r.batch_size) for r in results if r.timing}
-    shown = [r for r in results if r.timing or (r.strategy, r.batch_size) not in timed_cases]  # timed first
-    ordered = sorted(shown, key=lambda r: (r.strategy, r.batch_size, r.test))
-    tests = {r.test for r in ordered}
-    first = ordered[0]
-    workload = first.workload
-    rounds = {len(r.timing.round_s) for r in ordered if r.timing}
+def _table(records: list[dict]) -> str:
+    # Timed rows, one per test; an untimed case (outputs only) once, and only when nothing timed it: its
+    # outputs are the same whichever test ran it (and under xdist, whichever worker).
+    timed_cases = {_case(r) for r in records if r["timed"]}
+    untimed = {}
+    for record in records:
+        if not record["timed"] and _case(record) not in timed_cases:
+            untimed.setdefault(_case(record), record)
+    shown = [r for r in records if r["timed"]] + list(untimed.values())
+    ordered = sorted(shown, key=lambda r: (*_case(r), r["test"]))
+    tests = {r["test"] for r in ordered if r["timed"]}  # an untimed row is the case's, not a test's
+    first = ordered[0]["extra_info"]
+    rounds = {len(r["extra_info"]["round_s"]) for r in ordered if r["timed"]}
     timing_note = f"median of {'/'.join(map(str, sorted(rounds)))} measured round(s)" if rounds else "untimed"
-    title = (f"llmperf: {first.spec.model} [{first.spec.id}] on {first.device} ({first.dtype}, "
-             f"attn {first.attn_implementation}) | dataset {workload.dataset}:{workload.split}, "
-             f"{first.num_samples} samples, max_new_tokens {workload.max_new_tokens} | total time = {timing_note}")
-    bs1_rows = {(r.test, r.strategy): r for r in ordered if r.batch_size == 1}
-    body = [[
-        *([r.test.rsplit("::", 1)[-1]] if len(tests) > 1 else []),
-        f"{r.batch_size} (max)" if r.batch_size_search else str(r.batch_size),
-        r.strategy,
-        f"{r.consistency.length_matches}/{r.num_samples}",
-        f"{r.consistency.similarity:.3f}",
-        f"{r.reference.similarity:.3f}" if r.reference else "-",
-        f"{r.timing.median_s:.3f} s" if r.timing else "-",
-        f"{r.samples_per_s:.2f}" if r.timing else "-",
-        _speedup(r, bs1_rows.get((r.test, r.strategy))),
-        f"{r.samples_per_s * SECONDS_PER_DAY:,.0f}" if r.timing else "-",
-    ] for r in ordered]
+    title = (f"llmperf: {first['model']} [{first['config']}] on {first['device']} ({first['dtype']}, "
+             f"attn {first['attn_implementation']}) | dataset {first['dataset']}:{first['split']}, "
+             f"{first['num_samples']} samples, max_new_tokens {first['max_new_tokens']} | total time = {timing_note}")
+    bs1_rows = {(r["test"], r["extra_info"]["strategy"]): r for r in ordered if r["extra_info"]["batch_size"] == 1}
+    body = []
+    for record in ordered:
+        info = record["extra_info"]
+        timed, search = record["timed"], info.get("batch_size_search")
+        body.append([
+            *([record["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []),
+            f"{info['batch_size']} (max)" if search else str(info["batch_size"]),
+            info["strategy"],
+            f"{round(info['length_match_to_bs1'] * info['num_samples'])}/{info['num_samples']}",
+            f"{info['similarity_to_bs1']:.3f}",
+            "-" if info["similarity_to_reference"] is None else f"{info['similarity_to_reference']:.3f}",
+            f"{median(info['round_s']):.3f} s" if timed else "-",
+            f"{info['samples_per_s']:.2f}" if timed else "-",
+            _speedup(info, bs1_rows.get((record["test"], info["strategy"]))),
+            f"{info['samples_per_s'] * SECONDS_PER_DAY:,.0f}" if timed else "-",
+        ])
     columns = (("test",) if len(tests) > 1 else ()) + COLUMNS
     widths = _widths(columns, body)
     lines = [title, _row(columns, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [_row(cells, widths) for cells in body]
-    searches = {r.strategy: r.batch_size_search["summary"] for r in ordered if r.batch_size_search}
+    searches = {r["extra_info"]["strategy"]: r["extra_info"]["batch_size_search"]["summary"] for r in ordered
+                if r["extra_info"].get("batch_size_search")}
     lines += [f"{strategy} bs=max: {summary}" for strategy, summary in searches.items()]
     return "\n".join(lines)
 
 
-def _speedup(result: RunResult, bs1_row: RunResult | None) -> str:
+def _case(record: dict) -> tuple:
+    return record["extra_info"]["strategy"], record["extra_info"]["batch_size"]
+
+
+def _speedup(info: dict, bs1_row: dict | None) -> str:
     """The result's own speedup (what its JSON says); when its bs=1 ran only after it, from the bs=1
     row of the same test, so the column is filled whatever order the batch sizes ran in."""
-    value = result.speedup_vs_bs1 if result.batch_size > 1 else speedup(result, result)
-    if value is None and result.batch_size > 1:
-        value = speedup(result, bs1_row)
+    if info["samples_per_s"] is None:
+        return "-"
+    if info["batch_size"] == 1:
+        return "1.00x"
+    value = info["speedup_vs_bs1"]
+    if value is None and bs1_row is not None and bs1_row["extra_info"]["samples_per_s"]:
+        value = info["samples_per_s"] / bs1_row["extra_info"]["samples_per_s"]
     return "-" if value is None else f"{value:.2f}x"
 
 
@@ -80,49 +103,60 @@ COMPARISON_COLUMNS = ("case", "metric", "baseline", "now", "change", "CI", "verd
 GITHUB_SUMMARY_LIMIT = 1_000_000  # GitHub refuses a step summary above 1 MiB
 
 
-def render_comparisons(comparisons: list) -> str:
+def comparison_record(comparison) -> dict:
+    """A ``regression.BaselineComparison`` as its table rows and environment lines (JSON types only:
+    what an xdist worker sends its controller)."""
+    name = _case_name(comparison.test_id)
+    rows, speed_adjusted = [], False
+    if comparison.status != "compared":
+        rows.append([name, "-", "-", "-", "-", "-", f"{comparison.status}: {comparison.reason}"])
+    for check in comparison.metrics if comparison.status == "compared" else ():
+        change = check.change
+        raw = check.now / check.baseline
+        ratio = change.ratio if change else raw
+        shown = f"{ratio - 1:+.1%}" + (f"* (raw {raw - 1:+.1%})" if check.speed_adjusted else "")
+        speed_adjusted |= check.speed_adjusted
+        rows.append([name, check.metric.label, f"{check.baseline:.4g}", f"{check.now:.4g}", shown,
+                     f"{change.ci[0]:.3f}-{change.ci[1]:.3f}" if change else "-",
+                     check.verdict + (" (low power)" if change and change.low_power else "")])
+    drift = comparison.drift if comparison.status == "compared" else None
+    if drift is not None:
+        rows.append([name, "outputs", f"{drift.total} samples", f"{drift.identical} identical",
+                     f"{drift.total - drift.identical} differ", "-", drift.verdict])
+    return {
+        "test": comparison.test_id, "rows": rows, "speed_adjusted": speed_adjusted,
+        "baseline": comparison.baseline.label if comparison.baseline is not None else None,
+        "compared": comparison.status == "compared",
+        "hardware_differences": list(comparison.hardware_differences),
+        "software_differences": list(comparison.software_differences),
+        "drift_causes": sorted(comparison.causes) if drift is not None and not drift.passed else [],
+    }
+
+
+def render_comparisons(records: list[dict]) -> str:
     """The comparison table (one row per case and metric, plus one for outputs), then what differs in
-    the environment and, for drifted outputs, the likely causes."""
-    if not comparisons:
+    the environment and, for drifted outputs, the likely causes. ``records``: ``comparison_record``s."""
+    if not records:
         return ""
-    latest = {}
-    for comparison in comparisons:  # a case checked by several tests (timing, outputs) keeps every row once
-        latest.setdefault(comparison.test_id, []).append(comparison)
     body = []
-    for test_id, group in latest.items():
-        for comparison in group:
-            name = _case_name(test_id)
-            if comparison.status != "compared":
-                body.append([name, "-", "-", "-", "-", "-", f"{comparison.status}: {comparison.reason}"])
-                continue
-            for check in comparison.metrics:
-                change = check.change
-                raw = check.now / check.baseline
-                ratio = change.ratio if change else raw
-                shown = f"{ratio - 1:+.1%}" + (f"* (raw {raw - 1:+.1%})" if check.speed_adjusted else "")
-                body.append([name, check.metric.label, f"{check.baseline:.4g}", f"{check.now:.4g}", shown,
-                             f"{change.ci[0]:.3f}-{change.ci[1]:.3f}" if change else "-",
-                             check.verdict + (" (low power)" if change and change.low_power else "")])
-            if comparison.drift is not None:
-                drift = comparison.drift
-                body.append([name, "outputs", f"{drift.total} samples", f"{drift.identical} identical",
-                             f"{drift.total - drift.identical} differ", "-", drift.verdict])
-    first = comparisons[0].baseline
-    title = f"llmperf vs baseline {first.label}" if first is not None else "llmperf vs baseline"
+    for test_id in dict.fromkeys(record["test"] for record in records):  # each case's rows together, once
+        body += [row for record in records if record["test"] == test_id for row in record["rows"]]
+    first = records[0]["baseline"]
+    title = f"llmperf vs baseline {first}" if first is not None else "llmperf vs baseline"
     lines = [title, _row(COMPARISON_COLUMNS, widths := _widths(COMPARISON_COLUMNS, body)),
              "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(_row(cells, widths) for cells in body)]
-    if any(check.speed_adjusted for c in comparisons for check in c.metrics):
+    if any(record["speed_adjusted"] for record in records):
         lines.append("* at equal machine speed: each run's rounds scaled by the speed probe measured beside them "
                      "(raw: the medians as measured)")
-    compared = [c for c in comparisons if c.status == "compared"]
+    compared = [record for record in records if record["compared"]]
     if compared:
-        hardware = compared[0].hardware_differences
-        software = compared[0].software_differences
+        hardware = compared[0]["hardware_differences"]
+        software = compared[0]["software_differences"]
         lines.append("")
         lines.append("environment: hardware " + ("differs: " + "; ".join(hardware) +
                                                  " (timing not comparable)" if hardware else "identical"))
         lines.append("environment: software " + ("differs: " + "; ".join(software) if software else "identical"))
-    causes = sorted({cause for c in compared if c.drift is not None and not c.drift.passed for cause in c.causes})
+    causes = sorted({cause for record in compared for cause in record["drift_causes"]})
     if causes:
         lines.append("likely causes of the drift: " + "; ".join(causes))
     return "\n".join(lines)

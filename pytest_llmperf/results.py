@@ -80,11 +80,18 @@ class RunResult:
     def label(self) -> str:
         return f"{self.strategy} bs={self.batch_size} [{self.spec.id}]"
 
+    def record(self) -> dict:
+        """What the tables and the results file are made of, and what an xdist worker sends its
+        controller: the test, the ``extra_info`` and the generated token ids (JSON types only)."""
+        return {"test": self.test, "timed": self.timing is not None, "extra_info": self.extra_info(),
+                "output_ids": [list(sample.token_ids) for sample in self.generations.samples]}
+
     def extra_info(self) -> dict:
         """The documented ``benchmark.extra_info`` contract, plus a few traceability extras."""
         consistency, reference = self.consistency, self.reference
         info = {
             "model": self.spec.model,
+            "config": self.spec.id,
             "strategy": self.strategy,
             "batch_size": self.batch_size,
             "attn_implementation": self.attn_implementation,

@@ -18,6 +18,7 @@ from .journal import Journal
 from .memory import OutOfMemory
 from .loading import LoadedModel, LoadError, load
 from .regression import compare_case
+from .report import comparison_record
 from .results import RunResult
 from .strategies.base import Generations
 from .workload import Rows, Workload, WorkloadError, check_context, format_workload, load_rows
@@ -29,7 +30,11 @@ class PerfSession:
         ``journal``: the results file each finished case is appended to."""
         self.settings = settings
         self.journal = journal or Journal(None)
-        self.comparisons: list = []  # regression.BaselineComparison, for the end-of-session table
+        self.comparisons: list = []  # regression.BaselineComparison
+        # What the end-of-session tables are made of (report.render, report.render_comparisons): this
+        # process's results and comparisons, and under xdist on the controller, its workers'.
+        self.records: list[dict] = []  # RunResult.record()
+        self.comparison_records: list[dict] = []  # report.comparison_record()
         self._benchmark_compare_path = benchmark_compare_path
         self._earlier_run: Baseline | BaselineError | None | bool = False  # False: not looked for yet
         self._machine_info: dict | None = None
@@ -107,6 +112,7 @@ class PerfSession:
                                   prompt_ids=workload.input_ids)
         if comparison is not None:
             self.comparisons.append(comparison)
+            self.comparison_records.append(comparison_record(comparison))
         return comparison
 
     def causes(self, target: LoadedModel, workload: Workload) -> dict:
@@ -139,9 +145,15 @@ class PerfSession:
 
     def record(self, result: RunResult) -> None:
         self.results.append(result)
-        self.journal.append({"test": result.test, "timed": result.timing is not None,
-                             "extra_info": result.extra_info(),
-                             "output_ids": [list(sample.token_ids) for sample in result.generations.samples]})
+        self.add_records([result.record()], [])
+
+    def add_records(self, records: list[dict], comparison_records: list[dict]) -> None:
+        """Results and comparisons for the tables and the results file: this process's, or (on an
+        xdist controller) a worker's, as its test report brought them."""
+        for record in records:
+            self.records.append(record)
+            self.journal.append(record)
+        self.comparison_records += comparison_records
 
     def find(self, spec: ModelSpec, workload: WorkloadSpec, strategy: str, batch_size: int,
              timed: bool = False) -> RunResult | None:

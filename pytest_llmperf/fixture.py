@@ -22,12 +22,19 @@ from .baseline import BaselineError
 from .gates import GateReport, check, speedup_gate
 from .report import junit_properties
 from .loading import LoadError, UnsupportedCombination
-from .options import MAX_BATCH
+from .options import MAX_BATCH, MAX_BATCH_ALIASES
 from .results import RunResult
 from .session import PerfSession
 from .workload import WorkloadError
 
 GATE_REPORTS = pytest.StashKey[list]()
+
+
+def case_id(nodeid: str) -> str:
+    """The node id without the ``@group`` suffix xdist's ``--dist loadgroup`` appends (pytest < 9.2),
+    so a case keeps its id, and its baseline, however it is distributed."""
+    head, at, _ = nodeid.rpartition("@")
+    return head if at and head and "]" not in nodeid[len(head):] and head.endswith("]") else nodeid
 
 
 class LLMPerf:
@@ -66,6 +73,7 @@ class LLMPerf:
         ``check_outputs=False``) output consistency against bs=1."""
         if self._benchmark.group is None:  # one pytest-benchmark table per model configuration
             self._benchmark.group = f"{self.spec.model} {self.spec.id}"  # read when the stats are created
+        self._benchmark.llmperf_started = True  # complete once its extra_info is set (plugin.pytest_sessionfinish)
         result = self._run(strategy, batch_size, self._benchmark)
         self._benchmark.extra_info.update(result.extra_info())
         timing = result.timing
@@ -105,7 +113,7 @@ class LLMPerf:
     # -- internals ------------------------------------------------------------------------------------
     @property
     def _test(self) -> str:
-        return self._request.node.nodeid.split("[")[0]
+        return case_id(self._request.node.nodeid).split("[")[0]
 
     def _resolve(self, strategy, batch_size) -> tuple[str, int | str]:
         params = getattr(self._request.node, "callspec", None)
@@ -115,7 +123,9 @@ class LLMPerf:
         if strategy is None or batch_size is None:
             raise TypeError("llmperf needs a strategy and a batch size: request the `strategy` and `batch_size` "
                             "fixtures or pass them explicitly")
-        return strategy, batch_size if batch_size == MAX_BATCH else int(batch_size)
+        if str(batch_size).lower() in MAX_BATCH_ALIASES:
+            return strategy, MAX_BATCH
+        return strategy, int(batch_size)
 
     def _run(self, strategy, batch_size, benchmark) -> RunResult:
         strategy, batch_size = self._resolve(strategy, batch_size)
@@ -147,7 +157,7 @@ class LLMPerf:
         report = check(result, thresholds, outputs=outputs, throughput=throughput, alpha=self._session.settings.alpha)
         target, workload, node = self.target, self.workload, self._request.node
         try:
-            against = self._session.against_baseline(result, node.nodeid, thresholds, timing=throughput,
+            against = self._session.against_baseline(result, case_id(node.nodeid), thresholds, timing=throughput,
                                                      outputs=outputs, target=target, workload=workload)
         except BaselineError as exc:
             against, message = None, str(exc)

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 SCHEMA = 1
@@ -29,16 +30,27 @@ class Journal:
         self.path = path
         self._header = header or {}
         self._fd: int | None = None
+        self._started = False  # the session's header is written: later opens append, never truncate
 
     def append(self, record: dict) -> None:
         if self.path is None:
             return
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-            self._write({"kind": "session", "schema": SCHEMA, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                         "pid": os.getpid(), "argv": sys.argv[1:], **self._header})
-        self._write({"kind": "case", **record})
+        try:
+            if self._fd is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (0 if self._started else os.O_TRUNC)
+                self._fd = os.open(self.path, flags, 0o644)
+                if not self._started:
+                    self._started = True
+                    self._write({"kind": "session", "schema": SCHEMA,
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
+                                 "argv": sys.argv[1:], **self._header})
+            self._write({"kind": "case", **record})
+        except OSError as exc:  # a read-only rootdir or a full disk must not fail the perf tests
+            warnings.warn(UserWarning(f"llmperf: cannot write the results file {self.path} ({exc.strerror or exc}); "
+                                      "it is off for this session (--llmperf-results-file sets another path)"))
+            self.close()
+            self.path = None
 
     def _write(self, record: dict) -> None:
         os.write(self._fd, (json.dumps(record, default=str) + "\n").encode())

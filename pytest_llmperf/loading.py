@@ -176,6 +176,10 @@ def load(spec: ModelSpec) -> LoadedModel:
         raise LoadError(f"cannot load model {spec.model!r}: {message}") from None
     problem = not_a_causal_lm(model, loading_info)
     if problem:
+        del model, loading_info  # not kept alive by the error's traceback for the rest of the session
+        import gc
+
+        gc.collect()
         raise LoadError(f"cannot load model {spec.model!r}: {problem}")
     model.to(device).eval()
     _prepare_tokenizer(tokenizer)
@@ -202,9 +206,13 @@ def not_a_causal_lm(model, loading_info: dict) -> str | None:
     transformers loads an encoder (BERT and kin) as its ``...LMHeadModel`` without complaint, with
     bidirectional attention (``is_decoder=False``), and initialises any weight the checkpoint lacks
     (an LM head on a bare encoder or a classifier) at random: both generate noise."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
     config = model.config
     saved_as = ", ".join(config.architectures or []) or "this"
-    if getattr(config, "is_decoder", None) is False:  # a family where decoding is opt-in: an encoder
+    # An encoder family (it has a masked-LM head) that decodes only with is_decoder=True. GPT-NeoX's
+    # config also carries is_decoder=False, but it is not an encoder: hence the masked-LM test.
+    if getattr(config, "is_decoder", None) is False and config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
         return (f"not a causal LM: {saved_as} checkpoint of encoder-only model type {config.model_type!r} "
                 f"(is_decoder=False), which AutoModelForCausalLM loads as {type(model).__name__}")
     missing = sorted(loading_info.get("missing_keys") or ())

@@ -16,7 +16,7 @@ CPU_ALLOCATOR_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "Default
 def is_out_of_memory(exc: BaseException) -> bool:
     import torch
 
-    if isinstance(exc, torch.OutOfMemoryError):
+    if isinstance(exc, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)):  # torch < 2.5: cuda's
         return True
     return isinstance(exc, RuntimeError) and any(message in str(exc) for message in CPU_ALLOCATOR_MESSAGES)
 
@@ -41,10 +41,8 @@ def figures(device: str) -> str:
         return (f"{device}: {free_bytes / GiB:.1f} GiB free of {total / GiB:.1f} GiB, torch peak allocated "
                 f"{torch.cuda.max_memory_allocated(device) / GiB:.1f} GiB, reserved "
                 f"{torch.cuda.memory_reserved(device) / GiB:.1f} GiB")
-    try:
-        import psutil
-    except ImportError:  # pragma: no cover - psutil comes with the test extras; say what is known
-        return f"{device}: memory figures need psutil"
+    import psutil
+
     memory = psutil.virtual_memory()
     return (f"{device}: {memory.available / GiB:.1f} GiB available of {memory.total / GiB:.1f} GiB, this process "
             f"{psutil.Process().memory_info().rss / GiB:.1f} GiB resident")

@@ -104,11 +104,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest-benchmark's, which writes the JSON first
 def pytest_sessionfinish(session: pytest.Session, exitstatus):
-    """An interrupted benchmark has no rounds, and pytest-benchmark's JSON and autosave then fail on
-    it (docs/upstream/pytest-benchmark-interrupted-benchmark.md), losing every completed one: drop it."""
+    """A benchmark interrupted before its first round ended has no data, and pytest-benchmark's JSON and
+    autosave then fail on it (docs/upstream/pytest-benchmark-interrupted-benchmark.md), losing every
+    completed one; one interrupted later has only some of its rounds, and none of our figures. Both
+    are dropped, and named in the summary."""
     benchmark_session = getattr(session.config, "_benchmarksession", None)
-    if benchmark_session is not None:
-        completed = [bench for bench in benchmark_session.benchmarks if bench or getattr(bench, "has_error", False)]
+    if benchmark_session is not None and SESSION in session.config.stash:  # only where perf tests ran
+        completed = [bench for bench in benchmark_session.benchmarks if getattr(bench, "has_error", False) or (
+            bench and not (getattr(bench.fixture, "llmperf_started", False) and "config_hash" not in bench.extra_info))]
         dropped = [bench.fullname for bench in benchmark_session.benchmarks if bench not in completed]
         benchmark_session.benchmarks[:] = completed
         session.config.stash[DROPPED] = dropped
@@ -238,7 +241,7 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         item.add_marker(MARKER)
     callspec = getattr(item, "callspec", None)
     model = dict(callspec.params.get(MODEL_PARAM, ())) if callspec else {}
-    if model and item.get_closest_marker("xdist_group") is None:
+    if model and item.get_closest_marker("xdist_group") is None and item.config.pluginmanager.hasplugin("xdist"):
         configuration = "-".join(AXIS_IDS.get(name, str)(value) for name, value in model.items())
         item.add_marker(pytest.mark.xdist_group(f"llmperf-{configuration}"))
 
@@ -330,6 +333,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
     try:
         yield
     except PerformanceRegression:
+        if SESSION not in config.stash:  # no perf test ran: pytest-benchmark's behaviour, unchanged
+            raise
         regression = True
     _write_tables(terminalreporter, config)
     perf_session = config.stash.get(SESSION, None)

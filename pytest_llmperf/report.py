@@ -41,7 +41,7 @@ def _table(records: list[dict]) -> str:
         if not record["timed"] and _case(record) not in timed_cases:
             untimed.setdefault(_case(record), record)
     shown = [r for r in records if r["timed"]] + list(untimed.values())
-    ordered = sorted(shown, key=lambda r: (*_case(r), r["test"]))
+    ordered = sorted(shown, key=lambda r: (*_case(r), r["test"]))  # a "max" row after its size's
     tests = {r["test"] for r in ordered if r["timed"]}  # an untimed row is the case's, not a test's
     first = ordered[0]["extra_info"]
     rounds = {len(r["extra_info"]["round_s"]) for r in ordered if r["timed"]}
@@ -77,7 +77,8 @@ def _table(records: list[dict]) -> str:
 
 
 def _case(record: dict) -> tuple:
-    return record["extra_info"]["strategy"], record["extra_info"]["batch_size"]
+    info = record["extra_info"]
+    return info["strategy"], info["batch_size"], bool(info.get("batch_size_search"))
 
 
 def _speedup(info: dict, bs1_row: dict | None) -> str:

@@ -30,7 +30,6 @@ class PerfSession:
         ``journal``: the results file each finished case is appended to."""
         self.settings = settings
         self.journal = journal or Journal(None)
-        self.comparisons: list = []  # regression.BaselineComparison
         # What the end-of-session tables are made of (report.render, report.render_comparisons): this
         # process's results and comparisons, and under xdist on the controller, its workers'.
         self.records: list[dict] = []  # RunResult.record()
@@ -60,7 +59,7 @@ class PerfSession:
         try:
             self._resident = load(spec)
         except LoadError as exc:
-            self._load_errors[spec] = exc
+            self._load_errors[spec] = exc.with_traceback(None)  # its frames (and a half-loaded model) go
             raise
         return self._resident
 
@@ -111,7 +110,6 @@ class PerfSession:
                                   self.settings, timing=timing, outputs=outputs, target=target,
                                   prompt_ids=workload.input_ids)
         if comparison is not None:
-            self.comparisons.append(comparison)
             self.comparison_records.append(comparison_record(comparison))
         return comparison
 

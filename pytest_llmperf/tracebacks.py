@@ -29,14 +29,24 @@ def is_harness(path) -> bool:
 
 def without_harness_frames(excinfo) -> None:
     """Unlink the harness's frames from the traceback of ``excinfo`` (a pytest ``ExceptionInfo``),
-    in place, when the error was raised outside the harness. The raw chain is relinked (``tb_next``
-    is writable), since pytest rebuilds its view from it when it cuts at the test function."""
+    in place, when the error came from the user's code: a frame of neither the harness nor an
+    installed library (a conftest strategy) below the harness's last frame; and for the harness's
+    own one-line skips and failures, so that pytest reports them at the test's line. An error raised
+    by a library the harness itself called (our bug, or bad input) keeps every frame. The raw chain
+    is relinked (``tb_next`` is writable), since pytest rebuilds its view from it when it cuts at
+    the test function."""
     nodes = []
     tb = excinfo.tb
     while tb is not None:
         nodes.append(tb)
         tb = tb.tb_next
-    if not nodes or _in_harness(nodes[-1]) or not any(_in_harness(node) for node in nodes):
+    harness = [index for index, node in enumerate(nodes) if _in_harness(node)]
+    if not harness:
+        return
+    import pytest
+
+    ours = isinstance(excinfo.value, (pytest.skip.Exception, pytest.fail.Exception))  # a one-line skip or failure
+    if not ours and not any(_is_users(node) for node in nodes[harness[-1] + 1:]):
         return
     kept = [node for node in nodes if not _in_harness(node)]
     for node, following in zip(kept, kept[1:] + [None]):
@@ -46,3 +56,16 @@ def without_harness_frames(excinfo) -> None:
 
 def _in_harness(tb) -> bool:
     return is_harness(tb.tb_frame.f_code.co_filename)
+
+
+def _is_users(tb) -> bool:
+    """Neither the harness nor an installed library (site-packages, the standard library)."""
+    path = Path(tb.tb_frame.f_code.co_filename).resolve()
+    return not is_harness(path) and not any(path.is_relative_to(directory) for directory in _library_dirs())
+
+
+def _library_dirs() -> tuple[Path, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(Path(paths[name]).resolve() for name in ("stdlib", "platstdlib", "purelib", "platlib"))

@@ -190,3 +190,16 @@ def test_a_custom_strategy_that_raises_shows_its_traceback_from_the_users_frames
     ])
     harness = [line for line in result.stdout.lines if "pytest_llmperf/" in line or "pytest_benchmark/" in line]
     assert harness == []
+
+
+def test_a_gpt_neox_model_is_a_causal_lm_though_its_config_says_is_decoder_false(run_suite, pytester):
+    """Pythia and GPT-NeoX keep is_decoder=False in their config: only encoder families (those with a
+    masked-LM head) are refused for it."""
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    config = GPTNeoXConfig(vocab_size=1024, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=64, max_position_embeddings=256)
+    assert config.is_decoder is False
+    path = model_dir(pytester, "neox", GPTNeoXForCausalLM(config))
+    result = run_suite(f"--llmperf-model={path}", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
+    result.assert_outcomes(passed=1)

@@ -4,6 +4,8 @@ table, the JSON, the autosave and the results file; the interrupted case nowhere
 import json
 import signal
 
+import pytest
+
 from conftest import FAST
 
 # A user's strategy that is interrupted (Ctrl-C, or SIGKILL) in the first round at batch size 4.
@@ -17,11 +19,15 @@ from pytest_llmperf.strategies.manual import ManualStrategy
 
 @register_strategy("stops")
 class Stops(ManualStrategy):
+    rounds_at_4 = 0
+
     def generate(self, ctx):
         if ctx.batch_size == 4:
-            if os.environ.get("STOP_WITH") == "kill":
-                os.kill(os.getpid(), signal.SIGKILL)
-            raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a round
+            Stops.rounds_at_4 += 1
+            if Stops.rounds_at_4 > int(os.environ.get("ROUNDS_BEFORE_STOP", "0")):
+                if os.environ.get("STOP_WITH") == "kill":
+                    os.kill(os.getpid(), signal.SIGKILL)
+                raise KeyboardInterrupt  # what Ctrl-C raises in the middle of a round
         return super().generate(ctx)
 '''
 
@@ -37,10 +43,16 @@ def cases(path) -> list[tuple[str, int]]:
     return [(line["extra_info"]["strategy"], line["extra_info"]["batch_size"]) for line in lines[1:]]
 
 
-def test_ctrl_c_mid_sweep_keeps_every_completed_case_in_table_json_autosave_and_results_file(pytester):
+@pytest.mark.parametrize("rounds_before_stop", [0, 2], ids=["in-its-first-round", "in-its-third-round"])
+def test_ctrl_c_mid_sweep_keeps_every_completed_case_in_table_json_autosave_and_results_file(
+        pytester, monkeypatch, rounds_before_stop):
+    """Interrupted in its first round, a benchmark has no data (pytest-benchmark's JSON then fails);
+    in a later one, some rounds and none of our figures: either way it is left out, and named."""
     pytester.makeconftest(STOPPING_CONFTEST)
     pytester.makepyfile(test_perf=SUITE)
-    result = pytester.runpytest_subprocess(*FAST, "--llmperf-strategies=stops", "--llmperf-batch-sizes=1,2,4,8",
+    monkeypatch.setenv("ROUNDS_BEFORE_STOP", str(rounds_before_stop))
+    result = pytester.runpytest_subprocess(*FAST, "--llmperf-rounds=3", "--llmperf-strategies=stops",
+                                           "--llmperf-batch-sizes=1,2,4,8",
                                 "--benchmark-json=bench.json", "--benchmark-autosave", "--benchmark-storage=runs")
     assert result.ret == 2  # interrupted
     result.stdout.fnmatch_lines([
@@ -85,6 +97,16 @@ def test_the_results_file_is_rewritten_by_the_next_session_that_runs_perf_tests_
     path.unlink()
     run_suite("--llmperf-strategies=pipeline", "--llmperf-batch-sizes=1", "--llmperf-results-file=off")
     assert not path.exists()
+
+
+def test_a_results_file_that_cannot_be_written_is_a_warning_and_the_tests_carry_on(run_suite, pytester):
+    (pytester.path / "blocker").write_text("a file where the results file's directory should be")
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,2", "-W", "default",
+                       "--llmperf-results-file=blocker/results.jsonl")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*llmperf: cannot write the results file *blocker/results.jsonl (*); it is off for "
+                                 "this session*", "*= llmperf results =*"])
+    result.stdout.no_fnmatch_line("llmperf: results file *")
 
 
 SLOWER_ON_REQUEST = '''

@@ -4,7 +4,8 @@ A: one round of the plugin's ``manual`` strategy, nothing around it.
 B: the same round inside every instrument the plugin runs (``instruments.py``), as the plugin runs
    a case: the heap collected and frozen, one warmup round, then a collection before the measured
    round, garbage collections observed through ``gc.callbacks``, compilations counted, the speed
-   probe run after each round; set-up and read-out outside the timed region.
+   probe run after each round, the peak-memory high-water mark reset before each round and read
+   after it; set-up and read-out outside the timed region (``runner.round_instruments``).
 
 Rounds alternate A, B, A, B..., so drift in machine speed hits both alike; both produce the same
 token ids (asserted). Prints the median round of each and B/A per batch size, and how many
@@ -21,10 +22,9 @@ from statistics import median
 
 from pytest_llmperf.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
 from pytest_llmperf.config import ModelSpec, WorkloadSpec
-from pytest_llmperf.instruments import Collector, CompileCounter, SpeedProbe
 from pytest_llmperf.loading import load
 from pytest_llmperf.options import BUILTIN
-from pytest_llmperf.runner import prepared
+from pytest_llmperf.runner import prepared, round_instruments
 from pytest_llmperf.workload import format_workload, load_rows
 
 
@@ -51,8 +51,7 @@ def main() -> None:
                 times_a.append(time.perf_counter() - start)
 
                 # As the plugin runs a case: open, one warmup round, then the measured round.
-                instruments = (Collector("freeze", disabled_in_rounds=False), CompileCounter(),
-                               SpeedProbe(target.device, target.sync))
+                instruments = round_instruments(target, "freeze", gc_disabled_in_rounds=False)
                 for instrument in instruments:
                     instrument.open()
                 for _ in ("warmup", "measured"):

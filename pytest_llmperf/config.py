@@ -62,6 +62,7 @@ class Thresholds:
     min_tokens_per_s: float | None = None
     min_samples_per_s: float | None = None
     min_speedup: float | None = None
+    max_memory_mb: float | None = None  # a ceiling on the peak memory of the measured rounds (MiB)
     min_exact_match: float | None = None
     min_similarity: float | None = None
     tolerance: dict | None = None  # metric name (or "*") -> fraction; None: each metric's default

@@ -27,6 +27,7 @@ class GateResult:
     note: str = ""
     text: str = ""  # a line of its own (the cross-commit gates), instead of "label: measured >= required"
     inconclusive: bool = False  # missed on its face, but too noisy to tell: a warning, not a failure
+    ceiling: bool = False  # measured must stay at or below required (a max_* option), not reach it
 
     def line(self) -> str:
         if self.text:
@@ -34,8 +35,8 @@ class GateResult:
         if self.passed and self.measured is None:
             return f"{self.label}: not checked ({self.note})"
         measured = "not measured" if self.measured is None else f"{self.measured:.4g}"
-        verdict = ">=" if self.passed else "<"
-        text = f"{self.label}: {measured} {verdict} required {self.required:g}"
+        verdict = ("<=" if self.passed else ">") if self.ceiling else (">=" if self.passed else "<")
+        text = f"{self.label}: {measured} {verdict} {'ceiling' if self.ceiling else 'required'} {self.required:g}"
         return f"{text} ({self.note})" if self.note else text
 
 
@@ -94,7 +95,8 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
         gates.append(_at_least("min_similarity", "mean similarity to bs=1", consistency.similarity,
                                thresholds.min_similarity))
     floors = {"min_tokens_per_s": thresholds.min_tokens_per_s, "min_samples_per_s": thresholds.min_samples_per_s,
-              "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None}
+              "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None,
+              "max_memory_mb": thresholds.max_memory_mb}
     if throughput and result.timing is None:  # --benchmark-disable, or pytest-benchmark off under xdist
         for name, required in floors.items():
             if required is not None:
@@ -108,6 +110,10 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
                                    thresholds.min_samples_per_s))
         if thresholds.min_speedup is not None and result.batch_size > 1:
             gates.append(speedup_gate(result, result.bs1, thresholds.min_speedup, alpha))
+        if thresholds.max_memory_mb is not None:
+            info = result.timing.instrument_info
+            gates.append(_at_most("max_memory_mb", "peak memory MB", info.get("peak_memory_mb"),
+                                  thresholds.max_memory_mb, info.get("memory_measure") or ""))
     return GateReport(result, tuple(gates))
 
 
@@ -141,6 +147,13 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
 
 def _at_least(name: str, label: str, measured: float | None, required: float, note: str = "") -> GateResult:
     return GateResult(name, label, measured, required, measured is not None and measured >= required, note)
+
+
+def _at_most(name: str, label: str, measured: float | None, ceiling: float, note: str = "") -> GateResult:
+    """A ceiling; not measured (e.g. no peak-memory reading on this platform) is not checked, and says so."""
+    if measured is None:
+        return GateResult(name, label, None, ceiling, True, note or "not measured here", ceiling=True)
+    return GateResult(name, label, measured, ceiling, measured <= ceiling, note, ceiling=True)
 
 
 def sample_lines(title: str, divergences, reference_texts, result: RunResult, workload, tokenizer, *,

@@ -191,3 +191,113 @@ class SpeedProbe(Instrument):
 
     def summary(self, readings: Sequence[float]) -> dict:
         return {"probe_s": list(readings)}
+
+
+MiB = 2 ** 20
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    peak_bytes: int  # during the round: torch's max allocated on CUDA, the RSS high-water mark on CPU
+    reserved_bytes: int | None  # CUDA: what torch's caching allocator held at its peak
+
+
+class PeakMemory(Instrument):
+    """Peak memory during each measured round, and the part above the loaded model (what was
+    resident right after it loaded, ``LoadedModel.resident_bytes``): activations, the KV cache and
+    the strategy's buffers, including those it set up before the rounds.
+
+    On CUDA: ``torch.cuda.max_memory_allocated`` (and ``max_memory_reserved``), with the peak reset
+    in each round's untimed setup. On CPU (Linux): the process's resident-set high-water mark
+    (``VmHWM``), reset through ``/proc/self/clear_refs`` before each round, after the allocator has
+    returned freed memory to the system (``malloc_trim``), so a round's peak is its own and never
+    the process's lifetime maximum. Elsewhere it is not available, said in ``memory_measure``.
+    """
+
+    name = "peak_memory"
+
+    def __init__(self, device: str, model_bytes: int | None) -> None:
+        self._device = device
+        self._cuda = device.startswith("cuda")
+        self.model_bytes = model_bytes
+        self.unavailable = "" if self._cuda or _reset_rss_peak() else \
+            "not available: the RSS high-water mark cannot be reset here (Linux only)"
+
+    def before_round(self) -> None:
+        if self._cuda:
+            import torch
+
+            torch.cuda.reset_peak_memory_stats(self._device)
+        elif not self.unavailable:
+            _trim_heap()
+            _reset_rss_peak()
+
+    def after_round(self) -> MemoryReading | None:
+        if self._cuda:
+            import torch
+
+            return MemoryReading(torch.cuda.max_memory_allocated(self._device),
+                                 torch.cuda.max_memory_reserved(self._device))
+        return None if self.unavailable else MemoryReading(_rss_bytes("VmHWM"), None)
+
+    def summary(self, readings: Sequence[MemoryReading | None]) -> dict:
+        measured = [reading for reading in readings if reading is not None]
+        if not measured:
+            return {**UNMEASURED_MEMORY, "memory_measure": self.unavailable or None}
+        peak = max(reading.peak_bytes for reading in measured)
+        reserved = [reading.reserved_bytes for reading in measured if reading.reserved_bytes is not None]
+        return {
+            "peak_memory_mb": peak / MiB,
+            "peak_memory_above_model_mb": None if self.model_bytes is None else max(0, peak - self.model_bytes) / MiB,
+            "peak_memory_reserved_mb": max(reserved) / MiB if reserved else None,
+            "memory_measure": ("cuda max_memory_allocated, reset per round" if self._cuda
+                               else "rss high-water mark (VmHWM), reset per round"),
+        }
+
+
+def resident_bytes(device: str) -> int | None:
+    """What is resident now: torch's allocated bytes on CUDA; on CPU the live RSS (after a collection
+    and a heap trim), or None where it cannot be read. Taken right after a model loads."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+        return torch.cuda.memory_allocated(device)
+    gc.collect()
+    _trim_heap()
+    try:
+        return _rss_bytes("VmRSS")
+    except OSError:
+        return None
+
+
+UNMEASURED_MEMORY = {"peak_memory_mb": None, "peak_memory_above_model_mb": None, "peak_memory_reserved_mb": None}
+
+
+def _rss_bytes(field: str) -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024  # kB
+    raise OSError(f"no {field} in /proc/self/status")
+
+
+def _reset_rss_peak() -> bool:
+    """Reset the process's peak RSS to its current RSS (Linux >= 4.0: ``echo 5 > clear_refs``)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as clear_refs:
+            clear_refs.write("5")
+        _rss_bytes("VmHWM")
+    except OSError:
+        return False
+    return True
+
+
+def _trim_heap() -> None:
+    """Give the heap's free memory back to the system (glibc), so RSS is the live set."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: RSS keeps what the allocator holds
+        pass

@@ -18,6 +18,7 @@ from typing import Any
 from . import builtin
 from .config import ModelSpec
 from .identity import model_revision
+from .instruments import resident_bytes
 from .options import BUILTIN
 
 WARMUP_PROMPT = "Hello"
@@ -42,6 +43,8 @@ class LoadedModel:
     compile_time_s: float | None = None
     eos_token_ids: frozenset = field(default_factory=frozenset)
     revision: str = ""  # identity.model_revision: a hub commit, or a digest of a local directory
+    model_bytes: int | None = None  # resident right after loading (instruments.resident_bytes): what
+    # the peak memory of a case is "above the model" of
 
     def sync(self) -> None:
         """Wait for queued device work, so a clock read measures finished work."""
@@ -195,6 +198,7 @@ def load(spec: ModelSpec) -> LoadedModel:
     )
     loaded.sync()
     loaded.load_time_s = time.perf_counter() - start
+    loaded.model_bytes = resident_bytes(device)  # after the clock: a collection is not loading
     if spec.compile_mode != "none":
         loaded.compile_time_s = _trigger_compile(loaded)
     return loaded

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Callable
 
+from .instruments import MiB
 from .measure import Timing
 from .stats import cv
 
@@ -42,6 +43,9 @@ METRICS: tuple[Metric, ...] = (
            lambda timing, _: [tokens / s for tokens, s in zip(timing.tokens_per_round, timing.round_s)]),
     Metric("samples_per_s", "samples/s", "samples/s", True, 0.10,
            lambda timing, samples: [samples / s for s in timing.round_s]),
+    Metric("peak_memory_mb", "peak memory", "MB", False, 0.10,
+           lambda timing, _: [r.peak_bytes / MiB for r in timing.readings.get("peak_memory", ()) if r is not None],
+           machine_bound=False),
 )
 METRICS_BY_NAME = {metric.name: metric for metric in METRICS}
 

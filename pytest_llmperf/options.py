@@ -242,6 +242,9 @@ OPTIONS: tuple[Option, ...] = (
     # Gates. Unset means the gate is off, except the output gates, which default to strict.
     Option("min_tokens_per_s", None, parse_fraction_or_rate(None), "fail below this many generated tokens/s", "RATE"),
     Option("min_samples_per_s", None, parse_fraction_or_rate(None), "fail below this many samples/s", "RATE"),
+    Option("max_memory_mb", None, parse_fraction_or_rate(None),
+           "fail when the peak memory of the measured rounds is above this many MB (MiB, 2**20 bytes): torch's max "
+           "allocated on CUDA, the peak RSS on CPU", "MB"),
     Option("min_speedup", None, parse_fraction_or_rate(None),
            "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session)", "X"),
     Option("min_exact_match", "0.95", parse_fraction_or_rate(1.0),
@@ -287,7 +290,7 @@ AXES = {  # option dest -> marker keyword
     "batch_sizes": "batch_sizes",
     "strategies": "strategies",
 }
-THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup")
+THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup", "max_memory_mb")  # need timing
 BASELINE_THRESHOLDS = ("tolerance", "min_baseline_match", "tolerate_near_ties")
 THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "min_exact_match", "min_similarity", *BASELINE_THRESHOLDS)
 

@@ -29,19 +29,53 @@ def render(records: list[dict]) -> str:
         rows = groups.setdefault((info["model"], info["config_hash"], info["workload_hash"]), {})
         key = (record["test"], info["strategy"], info["batch_size"], bool(info.get("batch_size_search")))
         rows[key] = record  # the latest of a test's runs of a case
-    return "\n\n".join(_table(list(rows.values())) for rows in groups.values())
+    tables = []
+    for rows in groups.values():
+        ordered = _rows(list(rows.values()))
+        tables.append(_table(ordered))
+        if any(r["extra_info"].get("peak_memory_mb") is not None for r in ordered):
+            tables.append(_memory_table(ordered))
+    return "\n\n".join(tables)
 
 
-def _table(records: list[dict]) -> str:
-    # Timed rows, one per test; an untimed case (outputs only) once, and only when nothing timed it: its
-    # outputs are the same whichever test ran it (and under xdist, whichever worker).
+def _rows(records: list[dict]) -> list[dict]:
+    """Timed rows, one per test; an untimed case (outputs only) once, and only when nothing timed it:
+    its outputs are the same whichever test ran it (and under xdist, whichever worker)."""
     timed_cases = {_case(r) for r in records if r["timed"]}
     untimed = {}
     for record in records:
         if not record["timed"] and _case(record) not in timed_cases:
             untimed.setdefault(_case(record), record)
     shown = [r for r in records if r["timed"]] + list(untimed.values())
-    ordered = sorted(shown, key=lambda r: (*_case(r), r["test"]))  # a "max" row after its size's
+    return sorted(shown, key=lambda r: (*_case(r), r["test"]))  # a "max" row after its size's
+
+
+MEMORY_COLUMNS = ("batch size", "strategy", "peak memory", "above the model", "reserved (CUDA)")
+
+
+def _memory_table(ordered: list[dict]) -> str:
+    """Per case: the peak memory of its measured rounds, and the part above what was resident before
+    them (activations, KV cache, buffers)."""
+    timed = [r for r in ordered if r["timed"]]
+    tests = {r["test"] for r in timed}
+    measure = next((r["extra_info"]["memory_measure"] for r in timed if r["extra_info"].get("memory_measure")), "")
+    megabytes = lambda value: "-" if value is None else f"{value:,.1f} MB"  # noqa: E731
+    body = [[*([r["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []),
+             _batch_size(r["extra_info"]), r["extra_info"]["strategy"],
+             megabytes(r["extra_info"].get("peak_memory_mb")), megabytes(r["extra_info"].get("peak_memory_above_model_mb")),
+             megabytes(r["extra_info"].get("peak_memory_reserved_mb"))] for r in timed]
+    columns = (("test",) if len(tests) > 1 else ()) + MEMORY_COLUMNS
+    widths = _widths(columns, body)
+    lines = [f"memory during the measured rounds ({measure}; MB = 2**20 bytes)", _row(columns, widths),
+             "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(_row(cells, widths) for cells in body)]
+    return "\n".join(lines)
+
+
+def _batch_size(info: dict) -> str:
+    return f"{info['batch_size']} (max)" if info.get("batch_size_search") else str(info["batch_size"])
+
+
+def _table(ordered: list[dict]) -> str:
     tests = {r["test"] for r in ordered if r["timed"]}  # an untimed row is the case's, not a test's
     first = ordered[0]["extra_info"]
     rounds = {len(r["extra_info"]["round_s"]) for r in ordered if r["timed"]}
@@ -53,10 +87,10 @@ def _table(records: list[dict]) -> str:
     body = []
     for record in ordered:
         info = record["extra_info"]
-        timed, search = record["timed"], info.get("batch_size_search")
+        timed = record["timed"]
         body.append([
             *([record["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []),
-            f"{info['batch_size']} (max)" if search else str(info["batch_size"]),
+            _batch_size(info),
             info["strategy"],
             f"{round(info['length_match_to_bs1'] * info['num_samples'])}/{info['num_samples']}",
             f"{info['similarity_to_bs1']:.3f}",

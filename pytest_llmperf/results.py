@@ -16,7 +16,8 @@ from .strategies.base import Generations
 SECONDS_PER_DAY = 86_400
 UNTIMED_INSTRUMENT_INFO = dict.fromkeys((
     "compilations_in_measured_rounds", "gc_mode", "gc_enabled_in_rounds", "gc_frozen_objects",
-    "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s"))
+    "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s", "peak_memory_mb",
+    "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure"))
 
 
 def speedup(result: "RunResult", bs1: "RunResult | None") -> float | None:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from . import environment, max_batch, memory
 from .compare import compare, score_against_references
-from .instruments import Collector, CompileCounter, SpeedProbe
+from .instruments import Collector, CompileCounter, PeakMemory, SpeedProbe
 from .loading import LoadedModel
 from .max_batch import BatchSearch
 from .measure import timed_rounds, warmup_rounds
@@ -132,10 +132,16 @@ def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_s
         return generate_once(target, workload, strategy_name, batch_size), None
     with prepared(target, workload, strategy_name, batch_size) as one_round:
         warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
-        instruments = (Collector(settings.gc, settings.benchmark_disable_gc), CompileCounter(),
-                       SpeedProbe(target.device, target.sync))
+        instruments = round_instruments(target, settings.gc, settings.benchmark_disable_gc)
         return timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds, instruments,
                             settings.max_cv)
+
+
+def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: bool) -> tuple:
+    """Every instrument around a case's rounds, in the order their hooks run: peak memory last, so
+    its reset is the last thing before a round."""
+    return (Collector(gc_mode, gc_disabled_in_rounds), CompileCounter(), SpeedProbe(target.device, target.sync),
+            PeakMemory(target.device, target.model_bytes))
 
 
 def baseline(session: PerfSession, target: LoadedModel, workload: Workload) -> Generations:

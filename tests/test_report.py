@@ -56,7 +56,10 @@ def test_pipeline_batching_pays_off(llmperf, strategy, batch_size):
         "| test_throughput * | 4 * | pipeline *",
         "| test_pipeline_batching_pays_off | 8 * | pipeline *",
     ])
-    rows = [line for line in result.stdout.lines if line.startswith("| test_")]
+    lines = result.stdout.lines
+    results_table = lines[lines.index(next(line for line in lines if "= llmperf results =" in line)):]
+    results_table = results_table[:next(i for i, line in enumerate(results_table) if line.startswith("memory during"))]
+    rows = [line for line in results_table if line.startswith("| test_")]
     shown = {(cells[0], int(cells[1])): cells[8] for cells in
              ([cell.strip() for cell in line.strip("|").split("|")] for line in rows)}
     assert len(shown) == 4

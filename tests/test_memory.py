@@ -1,0 +1,92 @@
+"""Peak memory per case: during its measured rounds only, and the part above the loaded model; a
+ceiling (--llmperf-max-memory-mb, or the max_memory_mb marker keyword) that fails the test."""
+
+import json
+
+import pytest
+
+from conftest import SUITE
+
+MEMORY_KEYS = ("peak_memory_mb", "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure")
+
+
+def saved(pytester) -> dict:
+    return {bench["extra_info"]["batch_size"]: bench["extra_info"]
+            for bench in json.loads((pytester.path / "bench.json").read_text())["benchmarks"]}
+
+
+def test_peak_memory_grows_with_batch_size_and_is_saved_and_tabled(run_suite, pytester):
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,16", "--llmperf-num-samples=16",
+                       "--llmperf-rounds=2", "--benchmark-json=bench.json")
+    result.assert_outcomes(passed=2)
+    info = saved(pytester)
+    for size in (1, 16):
+        assert set(MEMORY_KEYS) <= set(info[size])
+        assert info[size]["memory_measure"] == "rss high-water mark (VmHWM), reset per round"
+        assert info[size]["peak_memory_mb"] > info[size]["peak_memory_above_model_mb"] >= 0
+        assert len(info[size]["metric_samples"]["peak_memory_mb"]) == 2  # one per measured round
+    assert info[16]["peak_memory_above_model_mb"] > info[1]["peak_memory_above_model_mb"]
+    result.stdout.fnmatch_lines([
+        "memory during the measured rounds (rss high-water mark (VmHWM), reset per round; MB = 2**20 bytes)",
+        "| batch size | strategy | peak memory | above the model | reserved (CUDA) |",
+        "| 1 * | manual * | * MB * | * MB * | - *",
+        "| 16 * | manual * | * MB * | * MB * | - *",
+    ])
+
+
+def test_the_memory_ceiling_fails_at_an_impossible_value_and_passes_at_a_generous_one(run_suite):
+    tight = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--llmperf-max-memory-mb=1")
+    tight.assert_outcomes(failed=1)
+    tight.stdout.fnmatch_lines(["llmperf gate failed: manual bs=1 *",
+                                "  peak memory MB: * > ceiling 1 (rss high-water mark (VmHWM), reset per round)"])
+    run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1",
+              "--llmperf-max-memory-mb=1000000").assert_outcomes(passed=1)
+
+
+def test_the_memory_ceiling_per_test_through_the_marker(run_suite):
+    suite = SUITE + '''
+import pytest
+
+@pytest.mark.llmperf(max_memory_mb=1)
+def test_fits_in_one_mb(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+'''
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", suite=suite)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *test_fits_in_one_mb*"])
+
+
+def test_the_cpu_instrument_sees_a_rounds_own_peak_not_the_processs_lifetime_maximum():
+    import torch
+
+    from pytest_llmperf.instruments import MiB, PeakMemory, resident_bytes
+
+    held = torch.ones(96 * MiB // 4)  # a large earlier peak that is freed before the case
+    del held
+    memory = PeakMemory("cpu", resident_bytes("cpu"))
+    readings = []
+    for size_mb in (64, 8):
+        memory.before_round()
+        block = torch.ones(size_mb * MiB // 4)  # what the round allocates
+        block += 1
+        del block
+        readings.append(memory.after_round())
+    first, second = (reading.peak_bytes - memory.model_bytes for reading in readings)
+    assert 60 * MiB < first < 96 * MiB  # the round's 64 MB, not the earlier 96 MB
+    assert second < 40 * MiB  # reset per round: the second round's own peak
+    assert 60 < memory.summary(readings)["peak_memory_above_model_mb"] < 96
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()", reason="needs CUDA")
+def test_cuda_peak_memory_is_torch_max_allocated_reset_per_round():
+    import torch
+
+    from pytest_llmperf.instruments import MiB, PeakMemory, resident_bytes
+
+    memory = PeakMemory("cuda:0", resident_bytes("cuda:0"))
+    memory.before_round()
+    block = torch.ones(256 * MiB // 4, device="cuda:0")
+    del block
+    reading = memory.after_round()
+    assert reading.peak_bytes - memory.model_bytes >= 256 * MiB
+    assert memory.summary([reading])["peak_memory_reserved_mb"] >= 256

@@ -62,12 +62,16 @@ class Thresholds:
     min_tokens_per_s: float | None = None
     min_samples_per_s: float | None = None
     min_speedup: float | None = None
-    max_memory_mb: float | None = None  # a ceiling on the peak memory of the measured rounds (MiB)
+    max_memory_mb: dict | None = None  # batch size (or "*") -> ceiling on the peak memory of the measured rounds (MiB)
     min_exact_match: float | None = None
     min_similarity: float | None = None
     tolerance: dict | None = None  # metric name (or "*") -> fraction; None: each metric's default
     min_baseline_match: float | None = None
     tolerate_near_ties: bool = False
+
+    def memory_ceiling_for(self, batch_size: int) -> float | None:
+        ceilings = self.max_memory_mb or {}
+        return ceilings.get(batch_size, ceilings.get("*"))
 
     def tolerance_for(self, metric) -> float:
         tolerances = self.tolerance or {}

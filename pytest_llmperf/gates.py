@@ -96,7 +96,7 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
                                thresholds.min_similarity))
     floors = {"min_tokens_per_s": thresholds.min_tokens_per_s, "min_samples_per_s": thresholds.min_samples_per_s,
               "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None,
-              "max_memory_mb": thresholds.max_memory_mb}
+              "max_memory_mb": thresholds.memory_ceiling_for(result.batch_size)}
     if throughput and result.timing is None:  # --benchmark-disable, or pytest-benchmark off under xdist
         for name, required in floors.items():
             if required is not None:
@@ -110,10 +110,11 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
                                    thresholds.min_samples_per_s))
         if thresholds.min_speedup is not None and result.batch_size > 1:
             gates.append(speedup_gate(result, result.bs1, thresholds.min_speedup, alpha))
-        if thresholds.max_memory_mb is not None:
+        ceiling = thresholds.memory_ceiling_for(result.batch_size)
+        if ceiling is not None:
             info = result.timing.instrument_info
-            gates.append(_at_most("max_memory_mb", "peak memory MB", info.get("peak_memory_mb"),
-                                  thresholds.max_memory_mb, info.get("memory_measure") or ""))
+            gates.append(_at_most("max_memory_mb", "peak memory MB", info.get("peak_memory_mb"), ceiling,
+                                  info.get("memory_measure") or ""))
     return GateReport(result, tuple(gates))
 
 

@@ -138,10 +138,8 @@ def parse_tolerances(value: Any) -> dict[str, float]:
 
     METRIC_NAMES = tuple(METRICS_BY_NAME)
 
-    items = value.items() if isinstance(value, dict) else (
-        (item.split("=", 1) if "=" in item else ("*", item)) for item in split_list(value))
     tolerances = {}
-    for name, raw in items:
+    for name, raw in keyed_items(value):
         name = str(name).strip()
         if name not in ("*", *METRIC_NAMES):
             raise ValueError(f"unknown metric {name!r}; metrics: {', '.join(METRIC_NAMES)}")
@@ -152,6 +150,32 @@ def parse_tolerances(value: Any) -> dict[str, float]:
     if not tolerances:
         raise ValueError("expected a fraction, e.g. 0.1, or metric=fraction pairs, e.g. tokens_per_s=0.05")
     return tolerances
+
+
+def keyed_items(value: Any):
+    """``(key, raw value)`` pairs of ``"x"`` / ``"k=x, k2=y"`` (an unkeyed value has the key ``*``), or
+    of a dict from a marker."""
+    if isinstance(value, dict):
+        return list(value.items())
+    return [tuple(item.split("=", 1)) if "=" in item else ("*", item) for item in split_list(value)]
+
+
+def parse_memory_ceilings(value: Any) -> dict | None:
+    """``20480`` (every batch size), ``16=4096,64=20480`` (per batch size), or both; a number or a
+    ``{batch size: MB}`` dict from a marker. ``off`` switches it off."""
+    if str(value).strip().lower() in ("", "none", "off"):
+        return None
+    ceilings: dict = {}
+    for key, raw in keyed_items(value if isinstance(value, dict) else str(value)):
+        key = str(key).strip()
+        if key != "*" and not (key.isdigit() and int(key) > 0):
+            raise ValueError(f"invalid batch size {key!r} in {value!r}; expected MB, or batch_size=MB pairs, "
+                             "e.g. 20480 or 16=4096,64=20480")
+        number = parse_fraction_or_rate(None)(raw)
+        if number is None:
+            raise ValueError(f"invalid ceiling {raw!r}; expected MB, e.g. 20480")
+        ceilings[key if key == "*" else int(key)] = number
+    return ceilings
 
 
 def parse_device(value: Any) -> str:
@@ -242,9 +266,9 @@ OPTIONS: tuple[Option, ...] = (
     # Gates. Unset means the gate is off, except the output gates, which default to strict.
     Option("min_tokens_per_s", None, parse_fraction_or_rate(None), "fail below this many generated tokens/s", "RATE"),
     Option("min_samples_per_s", None, parse_fraction_or_rate(None), "fail below this many samples/s", "RATE"),
-    Option("max_memory_mb", None, parse_fraction_or_rate(None),
+    Option("max_memory_mb", None, parse_memory_ceilings,
            "fail when the peak memory of the measured rounds is above this many MB (MiB, 2**20 bytes): torch's max "
-           "allocated on CUDA, the peak RSS on CPU", "MB"),
+           "allocated on CUDA, the peak RSS on CPU; per batch size as batch_size=MB pairs", "MB"),
     Option("min_speedup", None, parse_fraction_or_rate(None),
            "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session)", "X"),
     Option("min_exact_match", "0.95", parse_fraction_or_rate(1.0),

@@ -90,3 +90,27 @@ def test_cuda_peak_memory_is_torch_max_allocated_reset_per_round():
     reading = memory.after_round()
     assert reading.peak_bytes - memory.model_bytes >= 256 * MiB
     assert memory.summary([reading])["peak_memory_reserved_mb"] >= 256
+
+
+def test_a_memory_ceiling_per_batch_size(run_suite):
+    """"bs=2 fits in 1 MB" fails, and bs=1 with a generous ceiling passes; a marker takes a dict."""
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,2",
+                       "--llmperf-max-memory-mb=1=1000000,2=1")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *manual-bs2*"])
+    suite = '''
+import pytest
+
+@pytest.mark.llmperf(max_memory_mb={2: 1})
+def test_bs2_fits_in_one_mb(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+'''
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,2", suite=suite)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *manual-bs2*"])
+
+
+def test_a_bad_memory_ceiling_is_a_usage_error(pytester):
+    result = pytester.runpytest("--llmperf-max-memory-mb=big")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(["*--llmperf-max-memory-mb: invalid value 'big'; expected a number*"])

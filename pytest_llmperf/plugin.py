@@ -24,7 +24,6 @@ PYTEST_SESSION = pytest.StashKey[pytest.Session]()
 DROPPED = pytest.StashKey[list]()  # benchmarks interrupted before their first round ended
 XDIST_UNTIMED = ("llmperf: nothing was timed: pytest-benchmark disables timing under pytest-xdist (-n), so these "
                  "tables show outputs only; time without -n (README: Parallel runs with pytest-xdist)")
-SENT = pytest.StashKey[tuple]()  # on an xdist worker: how many records (results, comparisons) were sent so far
 
 # Axis name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
 # then strategy, then batch size, so ids read like [sdpa-nocompile-float32-pipeline-bs16].
@@ -69,7 +68,9 @@ def pytest_configure(config: pytest.Config) -> None:
         except BaselineError as exc:
             raise pytest.UsageError(f"--llmperf-baseline: {exc}") from None
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        config.pluginmanager.register(RecordReceiver(config), "llmperf-xdist-receiver")
+        from .distributed import RecordReceiver
+
+        config.pluginmanager.register(RecordReceiver(lambda: _perf_session(config)), "llmperf-xdist-receiver")
     ignored = benchmark_options_that_do_not_apply(config)
     if ignored:
         config.issue_config_time_warning(pytest.PytestWarning(
@@ -285,7 +286,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         without_harness_frames(call.excinfo)
     report = yield
     if _is_perf_test(item) and hasattr(item.config, "workerinput"):
-        _send_records(item, report)
+        from .distributed import send_records
+
+        send_records(item.config.stash.get(SESSION, None), item.config.stash, report)
     if call.when == "call" and _is_perf_test(item):
         from .fixture import GATE_REPORTS
 
@@ -296,30 +299,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
                 lines.append(timing.steadiness.line())
             report.sections.append(("llmperf", "\n".join(lines)))
     return report
-
-
-def _send_records(item: pytest.Item, report) -> None:
-    """On an xdist worker: the records this test added, on its report (xdist carries a report's own
-    attributes to the controller), which adds them to its tables and results file."""
-    session = item.config.stash.get(SESSION, None)
-    if session is None:
-        return
-    sent = item.config.stash.get(SENT, (0, 0))
-    report.llmperf = {"records": session.records[sent[0]:], "comparisons": session.comparison_records[sent[1]:]}
-    item.config.stash[SENT] = (len(session.records), len(session.comparison_records))
-
-
-class RecordReceiver:
-    """On the xdist controller: adds a worker's records, as ``_send_records`` put them on a test's
-    report, to this process's tables and results file."""
-
-    def __init__(self, config: pytest.Config):
-        self.config = config
-
-    def pytest_runtest_logreport(self, report) -> None:
-        received = getattr(report, "llmperf", None)
-        if received and (received["records"] or received["comparisons"]):
-            _perf_session(self.config).add_records(received["records"], received["comparisons"])
 
 
 @pytest.hookimpl(wrapper=True)  # around the others: ours comes last, and after a regression too

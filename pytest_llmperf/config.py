@@ -118,31 +118,11 @@ class Settings:
     def from_options(cls, values: dict, explicit: dict, benchmark_disable_gc: bool = False,
                      timer: str = "time.perf_counter") -> "Settings":
         return cls(
-            model=values["model"],
-            device=values["device"],
-            workload=WorkloadSpec(
-                dataset=values["dataset"],
-                split=values["split"],
-                prompt_column=values["prompt_column"],
-                reference_column=values["reference_column"],
-                num_samples=values["num_samples"],
-                max_new_tokens=values["max_new_tokens"],
-            ),
+            **_option_fields(cls, values),  # every field named after its option, as parsed
+            workload=WorkloadSpec(**_option_fields(WorkloadSpec, values)),
             axes=Axes(**{marker_key: values[dest] for dest, marker_key in AXES.items()}),
-            warmup=values["warmup"],
-            rounds=values["rounds"],
-            gc=values["gc"],
-            threads=values["threads"],
-            max_cv=values["max_cv"],
             benchmark_disable_gc=benchmark_disable_gc,
             timer=timer,
-            on_oom=values["on_oom"],
-            results_file=values["results_file"],
-            baseline=values["baseline"],
-            require_baseline=values["require_baseline"],
-            strict_env=values["strict_env"],
-            alpha=values["alpha"],
-            near_tie=values["near_tie"],
             default_thresholds=Thresholds(**{name: values[name] for name in THRESHOLDS if name not in explicit}),
             explicit_thresholds={name: explicit[name] for name in THRESHOLDS if name in explicit},
         )
@@ -179,6 +159,11 @@ class TestSettings:
 
     axes: Axes
     thresholds: Thresholds
+
+
+def _option_fields(cls, values: dict) -> dict:
+    """The parsed option values for the fields of ``cls`` that carry an option's name (its ``dest``)."""
+    return {field.name: values[field.name] for field in fields(cls) if field.name in values}
 
 
 def _digest(data: dict) -> str:

@@ -33,8 +33,8 @@ GATE_REPORTS = pytest.StashKey[list]()
 def case_id(nodeid: str) -> str:
     """The node id without the ``@group`` suffix xdist's ``--dist loadgroup`` appends (pytest < 9.2),
     so a case keeps its id, and its baseline, however it is distributed."""
-    head, at, _ = nodeid.rpartition("@")
-    return head if at and head and "]" not in nodeid[len(head):] and head.endswith("]") else nodeid
+    head, at, group = nodeid.rpartition("@")
+    return head if at and head.endswith("]") and "]" not in group else nodeid
 
 
 class LLMPerf:

@@ -21,6 +21,19 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(message in str(exc) for message in CPU_ALLOCATOR_MESSAGES)
 
 
+def guarded(run, device: str, strategy: str, batch_size: int, test: str):
+    """``(run(), None)``; when it runs out of memory, ``(None, OutOfMemory)`` with the memory freed.
+    Any other error propagates."""
+    try:
+        return run(), None
+    except Exception as exc:
+        if not is_out_of_memory(exc):
+            raise
+        exhausted = figures(device)
+    free(device)  # after the ``except``: the exception, its frames and their tensors are gone
+    return None, OutOfMemory(strategy, batch_size, test, exhausted, figures(device))
+
+
 def free(device: str) -> None:
     """Give back what the failed case held: its tensors die with its frames (already dropped by the
     caller), then the allocator's cache is returned to the device."""

@@ -51,17 +51,11 @@ def resolve_batch_size(session: PerfSession, target: LoadedModel, workload: Work
         exhausted: list[memory.OutOfMemory] = []
 
         def fits(size: int) -> bool:
-            try:
-                generate_once(target, workload.longest(size), strategy_name, size)
-            except Exception as exc:
-                if not memory.is_out_of_memory(exc):
-                    raise
-                figures = memory.figures(target.device)
-            else:
-                return True
-            memory.free(target.device)
-            exhausted.append(memory.OutOfMemory(strategy_name, size, test, figures, memory.figures(target.device)))
-            return False
+            _, oom = memory.guarded(lambda: generate_once(target, workload.longest(size), strategy_name, size),
+                                    target.device, strategy_name, size, test)
+            if oom is not None:
+                exhausted.append(oom)
+            return oom is None
 
         found = session.batch_searches[key] = max_batch.search(fits, len(workload.texts),
                                                                known.batch_size if known else None)
@@ -86,19 +80,12 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
     if known is not None:
         raise Unsupported(known.skip_reason(batch_size))
     conditions = {**environment.conditions(), "timer": settings.timer}
-    try:
-        generations, timing = _rounds(target, workload, strategy_name, batch_size, benchmark, settings)
-    except Exception as exc:
-        if not memory.is_out_of_memory(exc):
-            raise
-        exhausted = memory.figures(target.device)  # the exception, its frames and their tensors go below
-    else:
-        exhausted = None
-    if exhausted is not None:
-        memory.free(target.device)
-        oom = memory.OutOfMemory(strategy_name, batch_size, test, exhausted, memory.figures(target.device))
+    rounds, oom = memory.guarded(lambda: _rounds(target, workload, strategy_name, batch_size, benchmark, settings),
+                                 target.device, strategy_name, batch_size, test)
+    if oom is not None:
         session.record_out_of_memory(target.spec, workload.spec, oom)
         raise OutOfMemoryCase(oom)
+    generations, timing = rounds
     if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
         session.set_baseline(target, workload, generations)
     result = RunResult(

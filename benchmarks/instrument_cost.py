@@ -43,7 +43,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for batch_size in map(int, args.batch_sizes.split(",")):
         times_a, times_b, collections = [], [], []
-        with prepared(target, workload, "manual", batch_size) as one_round:
+        with prepared(target, workload, "manual", batch_size) as (one_round, _):
             expected = one_round()  # warm
             for _ in range(args.pairs):
                 start = time.perf_counter()
@@ -60,7 +60,7 @@ def main() -> None:
                     start = time.perf_counter()
                     got_b = one_round()
                     elapsed = time.perf_counter() - start
-                    seen = [instrument.after_round() for instrument in instruments][0]
+                    seen = [instrument.after_round(got_b) for instrument in instruments][0]
                 times_b.append(elapsed)
                 for instrument in instruments:
                     instrument.close()

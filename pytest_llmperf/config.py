@@ -63,14 +63,19 @@ class Thresholds:
     min_samples_per_s: float | None = None
     min_speedup: float | None = None
     max_memory_mb: dict | None = None  # batch size (or "*") -> ceiling on the peak memory of the measured rounds (MiB)
+    max_ttft_ms: dict | None = None  # batch size (or "*") -> ceilings on latency at latency_percentile (ms)
+    max_itl_ms: dict | None = None
+    max_e2e_ms: dict | None = None
+    latency_percentile: str = "p95"
     min_exact_match: float | None = None
     min_similarity: float | None = None
     tolerance: dict | None = None  # metric name (or "*") -> fraction; None: each metric's default
     min_baseline_match: float | None = None
     tolerate_near_ties: bool = False
 
-    def memory_ceiling_for(self, batch_size: int) -> float | None:
-        ceilings = self.max_memory_mb or {}
+    def ceiling_for(self, name: str, batch_size: int) -> float | None:
+        """The ceiling ``name`` (a ``max_*`` option) at this batch size, or None."""
+        ceilings = getattr(self, name) or {}
         return ceilings.get(batch_size, ceilings.get("*"))
 
     def tolerance_for(self, metric) -> float:
@@ -101,6 +106,7 @@ class Settings:
     rounds: int
     gc: str  # instruments.Collector's mode
     threads: int | None  # None: torch's own
+    latency: str  # --llmperf-latency: auto, rounds, extra, off (latency.mode)
     max_cv: float | None  # steadiness threshold; None: not checked
     benchmark_disable_gc: bool  # pytest-benchmark's --benchmark-disable-gc: no automatic collection in a round
     timer: str  # pytest-benchmark's --benchmark-timer

@@ -20,6 +20,7 @@ from . import runner
 from .config import ModelSpec, TestSettings
 from .baseline import BaselineError
 from .gates import GateReport, check, speedup_gate
+from .latency import LatencyError
 from .report import junit_properties
 from .loading import LoadError, UnsupportedCombination
 from .options import MAX_BATCH, MAX_BATCH_ALIASES
@@ -140,7 +141,7 @@ class LLMPerf:
             return run()
         except runner.Unsupported as exc:
             skip_reason = str(exc)
-        except runner.StrategyError as exc:
+        except (runner.StrategyError, LatencyError) as exc:
             failure = str(exc)
         except runner.OutOfMemoryCase as exc:
             if self._session.settings.on_oom == "skip":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Thresholds
+from .options import CEILINGS
 from .diagnose import diagnose
 from .metrics import METRICS_BY_NAME, rounds_at_equal_speed
 from .results import RunResult, speedup
@@ -96,7 +97,7 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
                                thresholds.min_similarity))
     floors = {"min_tokens_per_s": thresholds.min_tokens_per_s, "min_samples_per_s": thresholds.min_samples_per_s,
               "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None,
-              "max_memory_mb": thresholds.memory_ceiling_for(result.batch_size)}
+              **{name: thresholds.ceiling_for(name, result.batch_size) for name in CEILINGS}}
     if throughput and result.timing is None:  # --benchmark-disable, or pytest-benchmark off under xdist
         for name, required in floors.items():
             if required is not None:
@@ -110,12 +111,29 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
                                    thresholds.min_samples_per_s))
         if thresholds.min_speedup is not None and result.batch_size > 1:
             gates.append(speedup_gate(result, result.bs1, thresholds.min_speedup, alpha))
-        ceiling = thresholds.memory_ceiling_for(result.batch_size)
-        if ceiling is not None:
-            info = result.timing.instrument_info
-            gates.append(_at_most("max_memory_mb", "peak memory MB", info.get("peak_memory_mb"), ceiling,
-                                  info.get("memory_measure") or ""))
+        gates += ceiling_gates(result, thresholds)
     return GateReport(result, tuple(gates))
+
+
+def ceiling_gates(result: RunResult, thresholds: Thresholds) -> list[GateResult]:
+    """The ``max_*`` ceilings set for this batch size: peak memory, and latency at the chosen percentile."""
+    info, percentile = result.timing.instrument_info, thresholds.latency_percentile
+    source = info.get("latency_source") or ""
+    if info.get("latency_requests"):
+        source = f"{info['latency_requests']} requests over {info['latency_rounds']} {source}"
+    measures = {  # ceiling -> (label, extra_info key, how it was measured)
+        "max_memory_mb": ("peak memory MB", "peak_memory_mb", info.get("memory_measure") or ""),
+        "max_ttft_ms": (f"TTFT {percentile} ms", f"ttft_ms_{percentile}", source),
+        "max_itl_ms": (f"ITL {percentile} ms", f"itl_ms_{percentile}", source),
+        "max_e2e_ms": (f"e2e {percentile} ms", f"e2e_ms_{percentile}", source),
+    }
+    gates = []
+    for name in CEILINGS:
+        ceiling = thresholds.ceiling_for(name, result.batch_size)
+        if ceiling is not None:
+            label, key, note = measures[name]
+            gates.append(_at_most(name, label, info.get(key), ceiling, note))
+    return gates
 
 
 def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, alpha: float,
@@ -151,9 +169,11 @@ def _at_least(name: str, label: str, measured: float | None, required: float, no
 
 
 def _at_most(name: str, label: str, measured: float | None, ceiling: float, note: str = "") -> GateResult:
-    """A ceiling; not measured (e.g. no peak-memory reading on this platform) is not checked, and says so."""
+    """A ceiling; not measured (no peak-memory reading on this platform, a strategy that reports no
+    latency) is not checked, and says so in a warning."""
     if measured is None:
-        return GateResult(name, label, None, ceiling, True, note or "not measured here", ceiling=True)
+        return GateResult(name, label, None, ceiling, True, note or "not measured here", ceiling=True,
+                          inconclusive=True)
     return GateResult(name, label, measured, ceiling, measured <= ceiling, note, ceiling=True)
 
 

@@ -4,11 +4,15 @@ Every instrument has the same small interface, driven by ``measure.timed_rounds`
 
 * ``open()`` once before the first round (warmup included), untimed;
 * ``before_round()`` in pytest-benchmark's pedantic ``setup``, untimed;
-* ``after_round()`` in pedantic's ``teardown``, untimed; returns this round's reading;
+* ``after_round(generations)`` in pedantic's ``teardown``, untimed, given what the round
+  generated; returns this round's reading;
 * ``close()`` once after the last round, also when a round failed.
 
 ``timed_rounds`` keeps the readings of the measured rounds only, and ``summary`` turns them into
-the instrument's ``extra_info`` fields. A new per-round metric is one new class here.
+the instrument's ``extra_info`` fields. An instrument that costs too much to run inside measured
+rounds sets ``extra_rounds``: it records nothing in them, and gets that many rounds of its own
+after them (``begin_extra_rounds`` is called first), whose readings its ``summary`` gets instead.
+A new per-round metric is one new class here.
 
 Measured cost (``benchmarks/instrument_cost.py``, ``docs/benchmarks/cpu-2core-hygiene-and-gates.md``):
 a round inside all of them takes 1.001 to 1.006 of a bare round.
@@ -22,6 +26,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from . import latency
 from .options import GC_MODES
 
 
@@ -29,6 +34,7 @@ class Instrument:
     """Base class: every hook is optional."""
 
     name = "instrument"  # the key of its readings in ``Timing.readings``
+    extra_rounds = 0  # rounds of its own after the measured ones (it costs too much inside them)
 
     def open(self) -> None:
         pass
@@ -36,8 +42,11 @@ class Instrument:
     def before_round(self) -> None:
         pass
 
-    def after_round(self) -> Any:
+    def after_round(self, generations=None) -> Any:
         return None
+
+    def begin_extra_rounds(self) -> None:
+        pass
 
     def close(self) -> None:
         pass
@@ -63,7 +72,7 @@ class CompileCounter(Instrument):
     def before_round(self) -> None:
         self._before = self.compiled()
 
-    def after_round(self) -> int:
+    def after_round(self, generations=None) -> int:
         return self.compiled() - self._before
 
     def summary(self, readings: Sequence[int]) -> dict:
@@ -128,7 +137,7 @@ class Collector(Instrument):
             gc.collect()  # what the previous round left; the frozen heap is not scanned
         self._snapshot = (tuple(self._counts), self._pause_s)
 
-    def after_round(self) -> Collections:
+    def after_round(self, generations=None) -> Collections:
         counts, pause_s = self._snapshot
         return Collections(tuple(now - before for now, before in zip(self._counts, counts)),
                            self._pause_s - pause_s)
@@ -174,7 +183,7 @@ class SpeedProbe(Instrument):
         generator = torch.Generator().manual_seed(0)
         self._operands = [torch.randn(self.SIZE, self.SIZE, generator=generator).to(self._device) for _ in range(2)]
 
-    def after_round(self) -> float:
+    def after_round(self, generations=None) -> float:
         a, b = self._operands
         self._sync()
         start = time.perf_counter()
@@ -232,7 +241,7 @@ class PeakMemory(Instrument):
             _trim_heap()
             _reset_rss_peak()
 
-    def after_round(self) -> MemoryReading | None:
+    def after_round(self, generations=None) -> MemoryReading | None:
         if self._cuda:
             import torch
 
@@ -253,6 +262,45 @@ class PeakMemory(Instrument):
             "memory_measure": ("cuda max_memory_allocated, reset per round" if self._cuda
                                else "rss high-water mark (VmHWM), reset per round"),
         }
+
+
+class Latency(Instrument):
+    """Per-request latency (``latency.py``): the round's start is stamped as the last thing before it,
+    the strategy reports its requests' times through ``RunContext.latency``, and the reading is each
+    request's latency cut to the tokens it generated.
+
+    ``mode`` says where it records: ``rounds`` in the measured rounds themselves; ``extra`` in as many
+    rounds of its own after them, so the throughput comes from uninstrumented rounds (where reporting
+    a token costs more than ``benchmarks/latency_cost.py`` allows); ``off`` nowhere. The
+    ``latency_source`` field says which.
+    """
+
+    name = "latency"
+
+    def __init__(self, reporter, strategy: str, mode: str, rounds: int) -> None:
+        self._reporter, self._strategy = reporter, strategy
+        self._recording = mode == "rounds"
+        self.extra_rounds = rounds if mode == "extra" else 0
+        self.source = {"rounds": latency.IN_MEASURED_ROUNDS, "extra": latency.IN_EXTRA_ROUNDS, "off": latency.OFF}[mode]
+
+    def before_round(self) -> None:
+        if self._recording:
+            self._reporter.begin(time.perf_counter())
+
+    def after_round(self, generations=None):
+        times = self._reporter.end()
+        if times is None or generations is None:
+            return None
+        return latency.round_latency(times, [len(sample.token_ids) for sample in generations.samples], self._strategy)
+
+    def begin_extra_rounds(self) -> None:
+        self._recording = True
+
+    def close(self) -> None:
+        self._reporter.end()
+
+    def summary(self, readings: Sequence) -> dict:
+        return latency.summary(readings, self.source)
 
 
 def resident_bytes(device: str) -> int | None:

@@ -82,30 +82,50 @@ def timed_rounds(benchmark, one_round: Callable[[], Generations], sync: Callable
 
     def after_round() -> None:  # pedantic's teardown: untimed
         for instrument, per_round in zip(instruments, readings):
-            per_round.append(instrument.after_round())
+            per_round.append(instrument.after_round(produced[-1]))
 
     opened: list[Instrument] = []
+    own: dict[str, list] = {}  # readings of the instruments' extra rounds, by instrument name
     try:
         for instrument in instruments:
             instrument.open()
             opened.append(instrument)
         generations = benchmark.pedantic(round_to_finish, setup=before_round, teardown=after_round, rounds=rounds,
                                          warmup_rounds=warmup, iterations=1)
+        if not (benchmark.disabled or benchmark.stats is None):
+            own = {instrument.name: extra_rounds(instrument, one_round, sync)
+                   for instrument in instruments if instrument.extra_rounds}
     finally:
         for instrument in reversed(opened):
             instrument.close()
     if benchmark.disabled or benchmark.stats is None:
         return generations, None
     measured = slice(warmup, warmup + rounds)  # --benchmark-cprofile adds a call after the rounds
-    round_s = tuple(benchmark.stats.stats.data)
+    kept = {instrument.name: tuple(own.get(instrument.name, per_round[measured]))
+            for instrument, per_round in zip(instruments, readings)}
     info: dict[str, Any] = {}
-    for instrument, per_round in zip(instruments, readings):
-        info.update(instrument.summary(per_round[measured]))
+    for instrument in instruments:
+        info.update(instrument.summary(kept[instrument.name]))
+    round_s = tuple(benchmark.stats.stats.data)
     return generations, Timing(
         round_s=round_s,
         tokens_per_round=tuple(g.generated_tokens for g in produced[measured]),
         warmup=warmup,
         steadiness=steadiness(round_s, max_cv),
-        readings={instrument.name: tuple(per_round[measured]) for instrument, per_round in zip(instruments, readings)},
+        readings=kept,
         instrument_info=info,
     )
+
+
+def extra_rounds(instrument: Instrument, one_round: Callable[[], Generations], sync: Callable[[], None]) -> list:
+    """An instrument's rounds of its own, after the measured ones (not timed by pytest-benchmark):
+    its readings, one per round."""
+    instrument.begin_extra_rounds()
+    readings = []
+    for _ in range(instrument.extra_rounds):
+        sync()
+        instrument.before_round()
+        generations = one_round()
+        sync()
+        readings.append(instrument.after_round(generations))
+    return readings

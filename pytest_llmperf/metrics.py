@@ -1,7 +1,7 @@
 """The table of metrics the cross-commit gate compares: each with its direction, its default
 tolerance and its per-round samples.
 
-A metric is one row: a new one (latency, memory, energy) plugs in by adding a ``Metric`` whose
+A metric is one row: a new one (energy, say) plugs in by adding a ``Metric`` whose
 ``per_round`` reads it from a ``Timing``. The samples are saved with every case
 (``extra_info["metric_samples"]``) so that a later run can test its own rounds against them.
 """
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Callable
 
+from . import latency
 from .instruments import MiB
 from .measure import Timing
 from .stats import cv
@@ -38,6 +39,14 @@ class Metric:
         return [v * factor if self.higher_is_better else v / factor for v in values]
 
 
+def _latency_per_round(name: str, stat: str) -> Callable[[Timing, int], list[float]]:
+    def per_round(timing: Timing, _) -> list[float]:
+        values = (latency.per_round_percentile(r, name, stat) for r in timing.readings.get("latency", ()))
+        return [value for value in values if value is not None]
+
+    return per_round
+
+
 METRICS: tuple[Metric, ...] = (
     Metric("tokens_per_s", "tokens/s", "tokens/s", True, 0.10,
            lambda timing, _: [tokens / s for tokens, s in zip(timing.tokens_per_round, timing.round_s)]),
@@ -46,6 +55,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("peak_memory_mb", "peak memory", "MB", False, 0.10,
            lambda timing, _: [r.peak_bytes / MiB for r in timing.readings.get("peak_memory", ()) if r is not None],
            machine_bound=False),
+    # Tail latencies, one p95 per recorded round (latency.py). A round's tail rests on a few requests,
+    # so TTFT and ITL get a wider default tolerance than whole-round figures.
+    *(Metric(f"{name}_p95", f"{label} p95", "ms", False, tolerance, _latency_per_round(name, "p95"))
+      for name, label, tolerance in (("ttft_ms", "TTFT", 0.20), ("itl_ms", "ITL", 0.20), ("e2e_ms", "e2e", 0.10))),
 )
 METRICS_BY_NAME = {metric.name: metric for metric in METRICS}
 

@@ -20,6 +20,8 @@ ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
 GC_MODES = ("freeze", "none")  # instruments.Collector implements them
 ON_OOM = ("fail", "skip")
+LATENCY_MODES = ("auto", "rounds", "extra", "off")  # latency.mode resolves auto
+LATENCY_PERCENTILES = ("p50", "p90", "p95", "p99")
 
 
 def split_list(value: Any) -> list[str]:
@@ -160,22 +162,26 @@ def keyed_items(value: Any):
     return [tuple(item.split("=", 1)) if "=" in item else ("*", item) for item in split_list(value)]
 
 
-def parse_memory_ceilings(value: Any) -> dict | None:
-    """``20480`` (every batch size), ``16=4096,64=20480`` (per batch size), or both; a number or a
-    ``{batch size: MB}`` dict from a marker. ``off`` switches it off."""
-    if str(value).strip().lower() in ("", "none", "off"):
-        return None
-    ceilings: dict = {}
-    for key, raw in keyed_items(value if isinstance(value, dict) else str(value)):
-        key = str(key).strip()
-        if key != "*" and not (key.isdigit() and int(key) > 0):
-            raise ValueError(f"invalid batch size {key!r} in {value!r}; expected MB, or batch_size=MB pairs, "
-                             "e.g. 20480 or 16=4096,64=20480")
-        number = parse_fraction_or_rate(None)(raw)
-        if number is None:
-            raise ValueError(f"invalid ceiling {raw!r}; expected MB, e.g. 20480")
-        ceilings[key if key == "*" else int(key)] = number
-    return ceilings
+def parse_ceilings(unit: str, example: str) -> Callable[[Any], dict | None]:
+    """A ceiling for every batch size (``20480``), per batch size (``16=4096,64=20480``), or both; a
+    number or a ``{batch size: value}`` dict from a marker. ``off`` switches it off."""
+
+    def parse(value: Any) -> dict | None:
+        if str(value).strip().lower() in ("", "none", "off"):
+            return None
+        ceilings: dict = {}
+        for key, raw in keyed_items(value if isinstance(value, dict) else str(value)):
+            key = str(key).strip()
+            if key != "*" and not (key.isdigit() and int(key) > 0):
+                raise ValueError(f"invalid batch size {key!r} in {value!r}; expected {unit}, or batch_size={unit} "
+                                 f"pairs, e.g. {example}")
+            number = parse_fraction_or_rate(None)(raw)
+            if number is None:
+                raise ValueError(f"invalid ceiling {raw!r}; expected {unit}, e.g. {example.split(',')[0]}")
+            ceilings[key if key == "*" else int(key)] = number
+        return ceilings
+
+    return parse
 
 
 def parse_device(value: Any) -> str:
@@ -260,15 +266,31 @@ OPTIONS: tuple[Option, ...] = (
            "collects before each round; 'none' leaves it as Python runs it", "MODE"),
     Option("threads", None, parse_int(1), "torch intra-op and inter-op threads for the session", "N",
            default_text="torch's own, one per core"),
+    Option("latency", "auto", parse_choice(LATENCY_MODES),
+           "where per-request latency (TTFT, ITL, e2e) is recorded: 'rounds' in the measured rounds, 'extra' in as "
+           "many extra rounds after them (throughput from uninstrumented rounds), 'off'; 'auto' is rounds on CPU "
+           "and extra on CUDA", "MODE"),
     Option("max_cv", "0.10", parse_fraction_or_rate(None),
            "warn when a case's measured rounds vary by more than this coefficient of variation, or its first "
            "measured round is an outlier ('off' disables)", "FRACTION"),
     # Gates. Unset means the gate is off, except the output gates, which default to strict.
     Option("min_tokens_per_s", None, parse_fraction_or_rate(None), "fail below this many generated tokens/s", "RATE"),
     Option("min_samples_per_s", None, parse_fraction_or_rate(None), "fail below this many samples/s", "RATE"),
-    Option("max_memory_mb", None, parse_memory_ceilings,
+    Option("max_memory_mb", None, parse_ceilings("MB", "20480 or 16=4096,64=20480"),
            "fail when the peak memory of the measured rounds is above this many MB (MiB, 2**20 bytes): torch's max "
            "allocated on CUDA, the peak RSS on CPU; per batch size as batch_size=MB pairs", "MB"),
+    Option("max_ttft_ms", None, parse_ceilings("ms", "200 or 1=50,64=800"),
+           "fail when the time to first token, at --llmperf-latency-percentile over every request, is above this "
+           "many ms; per batch size as batch_size=ms pairs", "MS"),
+    Option("max_itl_ms", None, parse_ceilings("ms", "20 or 1=5,64=40"),
+           "fail when the inter-token latency, at --llmperf-latency-percentile over every gap, is above this many "
+           "ms; per batch size as batch_size=ms pairs", "MS"),
+    Option("max_e2e_ms", None, parse_ceilings("ms", "2000 or 1=500,64=8000"),
+           "fail when the end-to-end latency (round start to a request's last token), at "
+           "--llmperf-latency-percentile over every request, is above this many ms; per batch size as "
+           "batch_size=ms pairs", "MS"),
+    Option("latency_percentile", "p95", parse_choice(LATENCY_PERCENTILES),
+           f"the percentile the latency ceilings hold: {', '.join(LATENCY_PERCENTILES)}", "PCT"),
     Option("min_speedup", None, parse_fraction_or_rate(None),
            "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session)", "X"),
     Option("min_exact_match", "0.95", parse_fraction_or_rate(1.0),
@@ -314,9 +336,10 @@ AXES = {  # option dest -> marker keyword
     "batch_sizes": "batch_sizes",
     "strategies": "strategies",
 }
-THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup", "max_memory_mb")  # need timing
+CEILINGS = ("max_memory_mb", "max_ttft_ms", "max_itl_ms", "max_e2e_ms")  # per batch size (Thresholds.ceiling_for)
+THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup", *CEILINGS)  # need timing
 BASELINE_THRESHOLDS = ("tolerance", "min_baseline_match", "tolerate_near_ties")
-THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "min_exact_match", "min_similarity", *BASELINE_THRESHOLDS)
+THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "latency_percentile", "min_exact_match", "min_similarity", *BASELINE_THRESHOLDS)
 
 
 def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -> tuple[dict, dict]:

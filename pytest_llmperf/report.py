@@ -1,5 +1,5 @@
-"""The end-of-session tables: one per configuration, in the FoodExtract tutorial's terms, then the
-comparison with a stored earlier run, then the environment differences.
+"""The end-of-session tables: per configuration, one in the FoodExtract tutorial's terms and one of
+latency and memory; then the comparison with a stored earlier run, then the environment differences.
 
 "total time" is the median measured round (one round = the whole workload); samples/s, speedup
 and the projection derive from it. Untimed runs (``--benchmark-disable``, or outputs-only tests)
@@ -33,8 +33,8 @@ def render(records: list[dict]) -> str:
     for rows in groups.values():
         ordered = _rows(list(rows.values()))
         tables.append(_table(ordered))
-        if any(r["extra_info"].get("peak_memory_mb") is not None for r in ordered):
-            tables.append(_memory_table(ordered))
+        if any(r["timed"] for r in ordered):
+            tables.append(_second_table(ordered))
     return "\n\n".join(tables)
 
 
@@ -50,23 +50,35 @@ def _rows(records: list[dict]) -> list[dict]:
     return sorted(shown, key=lambda r: (*_case(r), r["test"]))  # a "max" row after its size's
 
 
-MEMORY_COLUMNS = ("batch size", "strategy", "peak memory", "above the model", "reserved (CUDA)")
-
-
-def _memory_table(ordered: list[dict]) -> str:
-    """Per case: the peak memory of its measured rounds, and the part above what was resident before
-    them (activations, KV cache, buffers)."""
+def _second_table(ordered: list[dict]) -> str:
+    """Latency and memory per case, from its recorded rounds (``latency.py``, ``instruments.PeakMemory``):
+    TTFT, ITL and e2e percentiles over every request, the peak memory and the part above the model.
+    A column that nothing measured (reserved memory off CUDA) is left out."""
     timed = [r for r in ordered if r["timed"]]
     tests = {r["test"] for r in timed}
-    measure = next((r["extra_info"]["memory_measure"] for r in timed if r["extra_info"].get("memory_measure")), "")
+    infos = [r["extra_info"] for r in timed]
+    milliseconds = lambda value: "-" if value is None else f"{value:,.1f} ms"  # noqa: E731
     megabytes = lambda value: "-" if value is None else f"{value:,.1f} MB"  # noqa: E731
-    body = [[*([r["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []),
-             _batch_size(r["extra_info"]), r["extra_info"]["strategy"],
-             megabytes(r["extra_info"].get("peak_memory_mb")), megabytes(r["extra_info"].get("peak_memory_above_model_mb")),
-             megabytes(r["extra_info"].get("peak_memory_reserved_mb"))] for r in timed]
-    columns = (("test",) if len(tests) > 1 else ()) + MEMORY_COLUMNS
-    widths = _widths(columns, body)
-    lines = [f"memory during the measured rounds ({measure}; MB = 2**20 bytes)", _row(columns, widths),
+    columns = {  # header -> cell of a row's extra_info
+        "TTFT p50": lambda info: milliseconds(info.get("ttft_ms_p50")),
+        "TTFT p95": lambda info: milliseconds(info.get("ttft_ms_p95")),
+        "ITL p50": lambda info: milliseconds(info.get("itl_ms_p50")),
+        "ITL p95": lambda info: milliseconds(info.get("itl_ms_p95")),
+        "e2e p95": lambda info: milliseconds(info.get("e2e_ms_p95")),
+        "peak memory": lambda info: megabytes(info.get("peak_memory_mb")),
+        "above the model": lambda info: megabytes(info.get("peak_memory_above_model_mb")),
+        "reserved (CUDA)": lambda info: megabytes(info.get("peak_memory_reserved_mb")),
+    }
+    shown = {header: cell for header, cell in columns.items()
+             if header != "reserved (CUDA)" or any(info.get("peak_memory_reserved_mb") is not None for info in infos)}
+    body = [[*([r["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []), _batch_size(r["extra_info"]),
+             r["extra_info"]["strategy"], *(cell(r["extra_info"]) for cell in shown.values())] for r in timed]
+    headers = (("test",) if len(tests) > 1 else ()) + ("batch size", "strategy", *shown)
+    widths = _widths(headers, body)
+    latency = sorted({info["latency_source"] for info in infos if info.get("latency_source")})
+    memory = next((info["memory_measure"] for info in infos if info.get("memory_measure")), "not measured")
+    lines = [f"latency and memory (latency: {', '.join(latency) or 'not measured'}, percentiles over every request; "
+             f"memory: {memory}; MB = 2**20 bytes)", _row(headers, widths),
              "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(_row(cells, widths) for cells in body)]
     return "\n".join(lines)
 

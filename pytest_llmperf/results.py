@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import latency
 from .compare import Consistency, ReferenceScore
 from .config import ModelSpec, WorkloadSpec
 from .identity import digest, work_identity
@@ -17,7 +18,7 @@ SECONDS_PER_DAY = 86_400
 UNTIMED_INSTRUMENT_INFO = dict.fromkeys((
     "compilations_in_measured_rounds", "gc_mode", "gc_enabled_in_rounds", "gc_frozen_objects",
     "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s", "peak_memory_mb",
-    "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure"))
+    "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure", *latency.KEYS))
 
 
 def speedup(result: "RunResult", bs1: "RunResult | None") -> float | None:

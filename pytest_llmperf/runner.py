@@ -8,7 +8,8 @@ from contextlib import contextmanager
 
 from . import environment, max_batch, memory
 from .compare import compare, score_against_references
-from .instruments import Collector, CompileCounter, PeakMemory, SpeedProbe
+from .instruments import Collector, CompileCounter, Latency, PeakMemory, SpeedProbe
+from .latency import mode as latency_mode
 from .loading import LoadedModel
 from .max_batch import BatchSearch
 from .measure import timed_rounds, warmup_rounds
@@ -117,16 +118,18 @@ def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_s
     """``(generations, timing)``: timed through ``benchmark`` when given, else one untimed round."""
     if benchmark is None:
         return generate_once(target, workload, strategy_name, batch_size), None
-    with prepared(target, workload, strategy_name, batch_size) as one_round:
+    with prepared(target, workload, strategy_name, batch_size) as (one_round, ctx):
         warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
         instruments = round_instruments(target, settings.gc, settings.benchmark_disable_gc)
+        instruments += (Latency(ctx.latency, strategy_name, latency_mode(settings.latency, target.device),
+                                settings.rounds),)
         return timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds, instruments,
                             settings.max_cv)
 
 
 def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: bool) -> tuple:
-    """Every instrument around a case's rounds, in the order their hooks run: peak memory last, so
-    its reset is the last thing before a round."""
+    """The instruments around a case's rounds, in the order their hooks run, peak memory's reset
+    last (the runner adds latency after it, which stamps the round's start)."""
     return (Collector(gc_mode, gc_disabled_in_rounds), CompileCounter(), SpeedProbe(target.device, target.sync),
             PeakMemory(target.device, target.model_bytes))
 
@@ -159,14 +162,14 @@ def prepared(target: LoadedModel, workload: Workload, strategy_name: str, batch_
         return generations
 
     try:
-        yield one_round
+        yield one_round, ctx
     finally:
         strategy.teardown(ctx)
 
 
 def generate_once(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int) -> Generations:
     """One untimed round of a strategy over the workload."""
-    with prepared(target, workload, strategy_name, batch_size) as one_round:
+    with prepared(target, workload, strategy_name, batch_size) as (one_round, _):
         generations = one_round()
     target.sync()
     return generations

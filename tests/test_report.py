@@ -58,7 +58,7 @@ def test_pipeline_batching_pays_off(llmperf, strategy, batch_size):
     ])
     lines = result.stdout.lines
     results_table = lines[lines.index(next(line for line in lines if "= llmperf results =" in line)):]
-    results_table = results_table[:next(i for i, line in enumerate(results_table) if line.startswith("memory during"))]
+    results_table = results_table[:next(i for i, line in enumerate(results_table) if line.startswith("latency and memory"))]
     rows = [line for line in results_table if line.startswith("| test_")]
     shown = {(cells[0], int(cells[1])): cells[8] for cells in
              ([cell.strip() for cell in line.strip("|").split("|")] for line in rows)}

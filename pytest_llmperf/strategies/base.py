@@ -4,12 +4,19 @@ A strategy turns the workload's chat-formatted prompt texts into generated token
 batch size. ``generate`` is one timed round over the whole workload; ``setup``/``teardown`` run
 once per test outside the timed region. Tokenizing the prompts and decoding the answers are part
 of the round for every strategy, so they are compared like for like.
+
+A round reports when each request starts being processed and when each of its tokens reaches the
+host through ``ctx.latency`` (``latency.LatencyReporter``): ``ctx.latency.streamer()`` for
+``generate`` and pipelines, ``start``/``token``/``request`` otherwise. A strategy that reports
+nothing still runs; its latency is "not reported".
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
+
+from ..latency import LatencyReporter
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..loading import LoadedModel
@@ -48,6 +55,11 @@ class RunContext:
     batch_size: int
     generation_config: Any  # transformers.GenerationConfig: greedy, max_new_tokens, eos/pad set
     state: dict = field(default_factory=dict)  # scratch space between setup, rounds and teardown
+    latency: LatencyReporter | None = None  # where a round reports its requests' times (latency.py)
+
+    def __post_init__(self) -> None:
+        if self.latency is None:
+            self.latency = LatencyReporter(len(self.workload.texts))
 
     @property
     def model(self):

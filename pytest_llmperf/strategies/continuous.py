@@ -70,6 +70,7 @@ class ContinuousStrategy(Strategy):
             continuous_batching_config=ctx.state["cb_config"],
             persistent_manager=True,
             progress_bar=False,
+            record_timestamps=ctx.latency.enabled,
         )
         return finish(ctx, list(results.values()))  # ordered like the inputs
 
@@ -92,4 +93,7 @@ def finish(ctx: RunContext, outputs: list) -> Generations:
     failed = [output.error for output in outputs if getattr(output, "error", None)]
     if failed or len(outputs) != len(ctx.workload.texts):
         raise RuntimeError(f"continuous batching returned {len(outputs)} results; errors: {failed[:3]}")
+    if ctx.latency.enabled:  # scheduled when it left the pending state; a timestamp per token on the host
+        for index, output in enumerate(outputs):
+            ctx.latency.request(index, output.lifespan[0], output.timestamps or ())
     return ctx.finish([output.generated_tokens for output in outputs])

@@ -33,7 +33,8 @@ class ContinuousServingStrategy(ContinuousStrategy):
         manager = ctx.state["manager"]
         encoded = ctx.tokenizer(list(ctx.workload.texts), add_special_tokens=ctx.workload.add_special_tokens)
         request_ids = manager.add_requests(inputs=encoded["input_ids"],
-                                           max_new_tokens=ctx.generation_config.max_new_tokens)
+                                           max_new_tokens=ctx.generation_config.max_new_tokens,
+                                           record_timestamps=ctx.latency.enabled)
         pending, finished = set(request_ids), {}
         while pending:
             result = manager.get_result(timeout=RESULT_WAIT_S)

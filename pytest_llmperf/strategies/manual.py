@@ -8,10 +8,11 @@ from .base import Generations, RunContext, Strategy
 class ManualStrategy(Strategy):
     def generate(self, ctx: RunContext) -> Generations:
         generated = []
+        streamer = ctx.latency.streamer()  # None unless this round's latency is recorded
         for texts in ctx.batches():
             inputs = ctx.tokenizer(
                 texts, padding=True, add_special_tokens=ctx.workload.add_special_tokens, return_tensors="pt"
             ).to(ctx.target.device)
-            sequences = ctx.model.generate(**inputs, generation_config=ctx.generation_config)
+            sequences = ctx.model.generate(**inputs, generation_config=ctx.generation_config, streamer=streamer)
             generated.extend(sequences[:, inputs["input_ids"].shape[1] :].tolist())
         return ctx.finish(generated)

@@ -15,12 +15,14 @@ class PipelineStrategy(Strategy):
         return list(ctx.workload.texts)
 
     def generate(self, ctx: RunContext) -> Generations:
+        streamer = ctx.latency.streamer()  # None unless this round's latency is recorded
         outputs = ctx.state["pipe"](
             self.inputs(ctx),
             batch_size=ctx.batch_size,
             return_tensors=True,  # token ids, so generated tokens are counted exactly
             add_special_tokens=ctx.workload.add_special_tokens,
             generation_config=ctx.generation_config,
+            **({"streamer": streamer} if streamer else {}),  # the pipeline's batches come in workload order
         )
         pad = ctx.tokenizer.pad_token_id
         generated = [

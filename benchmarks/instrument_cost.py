@@ -60,7 +60,8 @@ def main() -> None:
                     start = time.perf_counter()
                     got_b = one_round()
                     elapsed = time.perf_counter() - start
-                    seen = [instrument.after_round(got_b) for instrument in instruments][0]
+                    readings = {type(i).__name__: i.after_round(got_b) for i in reversed(instruments)}
+                    seen = readings["Collector"]
                 times_b.append(elapsed)
                 for instrument in instruments:
                     instrument.close()

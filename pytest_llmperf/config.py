@@ -62,6 +62,7 @@ class Thresholds:
     min_tokens_per_s: float | None = None
     min_samples_per_s: float | None = None
     min_speedup: float | None = None
+    min_roofline: float | None = None  # floor on the bandwidth roofline fraction of decoding
     max_memory_mb: dict | None = None  # batch size (or "*") -> ceiling on the peak memory of the measured rounds (MiB)
     max_ttft_ms: dict | None = None  # batch size (or "*") -> ceilings on latency at latency_percentile (ms)
     max_itl_ms: dict | None = None

@@ -82,6 +82,12 @@ class LLMPerf:
             warnings.warn(pytest.PytestWarning(
                 f"llmperf: torch.compile compiled {sum(timing.compilations)} graph(s) during the measured "
                 f"rounds of {result.label}, so its time includes compilation; raise --llmperf-warmup"))
+        throttled = timing.instrument_info.get("gpu_throttle_reasons") if timing is not None else None
+        if throttled:
+            warnings.warn(pytest.PytestWarning(
+                f"llmperf: {result.label}: the GPU's clocks were held down during the measured rounds "
+                f"({', '.join(throttled)}; SM clock {timing.instrument_info['gpu_sm_clock_mhz_min']:.0f} MHz at its "
+                "lowest): a throttled measurement is not a clean one"))
         if timing is not None and timing.steadiness.steady is False:
             rounds = ", ".join(f"{s:.3f}" for s in timing.round_s)
             warnings.warn(pytest.PytestWarning(

@@ -97,6 +97,7 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
                                thresholds.min_similarity))
     floors = {"min_tokens_per_s": thresholds.min_tokens_per_s, "min_samples_per_s": thresholds.min_samples_per_s,
               "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None,
+              "min_roofline": thresholds.min_roofline,
               **{name: thresholds.ceiling_for(name, result.batch_size) for name in CEILINGS}}
     if throughput and result.timing is None:  # --benchmark-disable, or pytest-benchmark off under xdist
         for name, required in floors.items():
@@ -111,6 +112,8 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
                                    thresholds.min_samples_per_s))
         if thresholds.min_speedup is not None and result.batch_size > 1:
             gates.append(speedup_gate(result, result.bs1, thresholds.min_speedup, alpha))
+        if thresholds.min_roofline is not None:
+            gates.append(roofline_gate(result, thresholds.min_roofline))
         gates += ceiling_gates(result, thresholds)
     return GateReport(result, tuple(gates))
 
@@ -134,6 +137,19 @@ def ceiling_gates(result: RunResult, thresholds: Thresholds) -> list[GateResult]
             label, key, note = measures[name]
             gates.append(_at_most(name, label, info.get(key), ceiling, note))
     return gates
+
+
+def roofline_gate(result: RunResult, floor: float) -> GateResult:
+    """The fraction of the memory-bandwidth roofline decoding reached (``roofline.py``); a case
+    without latency has none, which is not checked, with a warning."""
+    info = result.efficiency or {}
+    measured = info.get("roofline_fraction")
+    if measured is None:
+        return GateResult("min_roofline", "roofline fraction", None, floor, True,
+                          "no decode latency recorded for this case", inconclusive=True)
+    note = (f"{info['decode_bytes_per_step'] / 1e6:.3g} MB per step in {info['decode_step_ms']:.3g} ms, "
+            f"copy bandwidth {info['memory_bandwidth_gb_s']:.3g} GB/s")
+    return _at_least("min_roofline", "roofline fraction", measured, floor, note)
 
 
 def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, alpha: float,

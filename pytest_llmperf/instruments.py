@@ -3,9 +3,10 @@
 Every instrument has the same small interface, driven by ``measure.timed_rounds``:
 
 * ``open()`` once before the first round (warmup included), untimed;
-* ``before_round()`` in pytest-benchmark's pedantic ``setup``, untimed;
-* ``after_round(generations)`` in pedantic's ``teardown``, untimed, given what the round
-  generated; returns this round's reading;
+* ``before_round()`` in pytest-benchmark's pedantic ``setup``, untimed, in the order the
+  instruments are listed;
+* ``after_round(generations)`` in pedantic's ``teardown``, untimed, in the reverse order (the
+  innermost first), given what the round generated; returns this round's reading;
 * ``close()`` once after the last round, also when a round failed.
 
 ``timed_rounds`` keeps the readings of the measured rounds only, and ``summary`` turns them into
@@ -288,10 +289,12 @@ class Latency(Instrument):
             self._reporter.begin(time.perf_counter())
 
     def after_round(self, generations=None):
+        """The round's raw times and its requests' token counts; turned into latencies in ``summary``,
+        so nothing is computed (or allocated) between the round and the other instruments' readings."""
         times = self._reporter.end()
         if times is None or generations is None:
             return None
-        return latency.round_latency(times, [len(sample.token_ids) for sample in generations.samples], self._strategy)
+        return times, [len(sample.token_ids) for sample in generations.samples]
 
     def begin_extra_rounds(self) -> None:
         self._recording = True
@@ -300,7 +303,8 @@ class Latency(Instrument):
         self._reporter.end()
 
     def summary(self, readings: Sequence) -> dict:
-        return latency.summary(readings, self.source)
+        return latency.summary([None if reading is None else latency.round_latency(*reading, self._strategy)
+                                for reading in readings], self.source)
 
 
 def resident_bytes(device: str) -> int | None:

@@ -202,7 +202,8 @@ class RequestLatency:
         return (self.tokens[-1] - self.tokens[0]) / (len(self.tokens) - 1) if len(self.tokens) > 1 else None
 
 
-def round_latency(times: TokenTimes | None, token_counts: Sequence[int], strategy: str) -> list[RequestLatency] | None:
+def round_latency(times: TokenTimes | None, token_counts: Sequence[int],
+                  strategy: str) -> list[RequestLatency] | None:
     """Each request's latency in one round, its token times cut to the tokens it really generated;
     None when the strategy reported nothing. Raises ``LatencyError`` when what it reported does not
     cover its outputs."""
@@ -285,8 +286,10 @@ def summary(rounds: Sequence[list[RequestLatency] | None], source: str) -> dict:
     return info
 
 
-def per_round_percentile(requests: list[RequestLatency] | None, name: str, stat: str) -> float | None:
-    """One round's ``stat`` of distribution ``name`` (a metric's per-round sample)."""
+def per_round_percentile(reading: tuple | None, name: str, stat: str) -> float | None:
+    """One round's ``stat`` of distribution ``name`` (a metric's per-round sample), from the round's
+    reading (``instruments.Latency``: its ``TokenTimes`` and token counts)."""
+    requests = round_latency(*reading, strategy="") if reading is not None else None
     if not requests:
         return None
     values = distributions(requests)[name]

@@ -80,8 +80,8 @@ def timed_rounds(benchmark, one_round: Callable[[], Generations], sync: Callable
         for instrument in instruments:
             instrument.before_round()
 
-    def after_round() -> None:  # pedantic's teardown: untimed
-        for instrument, per_round in zip(instruments, readings):
+    def after_round() -> None:  # pedantic's teardown: untimed; the innermost instrument reads first
+        for instrument, per_round in reversed(list(zip(instruments, readings))):
             per_round.append(instrument.after_round(produced[-1]))
 
     opened: list[Instrument] = []

@@ -55,6 +55,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("peak_memory_mb", "peak memory", "MB", False, 0.10,
            lambda timing, _: [r.peak_bytes / MiB for r in timing.readings.get("peak_memory", ()) if r is not None],
            machine_bound=False),
+    Metric("energy_per_token_j", "energy/token", "J", False, 0.10,
+           lambda timing, _: [j / tokens for j, tokens in zip(timing.instrument_info.get("energy_j_rounds") or (),
+                                                              timing.tokens_per_round)],
+           machine_bound=False),
     # Tail latencies, one p95 per recorded round (latency.py). A round's tail rests on a few requests,
     # so TTFT and ITL get a wider default tolerance than whole-round figures.
     *(Metric(f"{name}_p95", f"{label} p95", "ms", False, tolerance, _latency_per_round(name, "p95"))

@@ -291,6 +291,10 @@ OPTIONS: tuple[Option, ...] = (
            "batch_size=ms pairs", "MS"),
     Option("latency_percentile", "p95", parse_choice(LATENCY_PERCENTILES),
            f"the percentile the latency ceilings hold: {', '.join(LATENCY_PERCENTILES)}", "PCT"),
+    Option("min_roofline", None, parse_fraction_or_rate(None),
+           "fail when decoding reaches less than this fraction of the memory-bandwidth roofline (0..1; the bytes a "
+           "decode step must read over its measured time, over the copy bandwidth measured on this device)",
+           "FRACTION"),
     Option("min_speedup", None, parse_fraction_or_rate(None),
            "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session)", "X"),
     Option("min_exact_match", "0.95", parse_fraction_or_rate(1.0),
@@ -337,7 +341,8 @@ AXES = {  # option dest -> marker keyword
     "strategies": "strategies",
 }
 CEILINGS = ("max_memory_mb", "max_ttft_ms", "max_itl_ms", "max_e2e_ms")  # per batch size (Thresholds.ceiling_for)
-THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup", *CEILINGS)  # need timing
+THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup", "min_roofline",
+                         *CEILINGS)  # need timing
 BASELINE_THRESHOLDS = ("tolerance", "min_baseline_match", "tolerate_near_ties")
 THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "latency_percentile", "min_exact_match", "min_similarity", *BASELINE_THRESHOLDS)
 

@@ -35,7 +35,7 @@ def render(records: list[dict]) -> str:
         tables.append(_table(ordered))
         if any(r["timed"] for r in ordered):
             tables.append(_second_table(ordered))
-    return "\n\n".join(tables)
+    return "\n\n".join(tables + ["\n".join(_telemetry_lines(records))] if _telemetry_lines(records) else tables)
 
 
 def _rows(records: list[dict]) -> list[dict]:
@@ -68,19 +68,35 @@ def _second_table(ordered: list[dict]) -> str:
         "peak memory": lambda info: megabytes(info.get("peak_memory_mb")),
         "above the model": lambda info: megabytes(info.get("peak_memory_above_model_mb")),
         "reserved (CUDA)": lambda info: megabytes(info.get("peak_memory_reserved_mb")),
+        "energy/token": lambda info: "-" if info.get("energy_per_token_j") is None else
+        f"{1e3 * info['energy_per_token_j']:,.3g} mJ",
+        "roofline": lambda info: "-" if info.get("roofline_fraction") is None else f"{info['roofline_fraction']:.1%}",
     }
+    # a column only where something measured it
+    optional = {"reserved (CUDA)": "peak_memory_reserved_mb", "energy/token": "energy_per_token_j"}
     shown = {header: cell for header, cell in columns.items()
-             if header != "reserved (CUDA)" or any(info.get("peak_memory_reserved_mb") is not None for info in infos)}
+             if header not in optional or any(info.get(optional[header]) is not None for info in infos)}
     body = [[*([r["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []), _batch_size(r["extra_info"]),
              r["extra_info"]["strategy"], *(cell(r["extra_info"]) for cell in shown.values())] for r in timed]
     headers = (("test",) if len(tests) > 1 else ()) + ("batch size", "strategy", *shown)
     widths = _widths(headers, body)
     latency = sorted({info["latency_source"] for info in infos if info.get("latency_source")})
     memory = next((info["memory_measure"] for info in infos if info.get("memory_measure")), "not measured")
+    bandwidth = next((info["memory_bandwidth_gb_s"] for info in infos if info.get("memory_bandwidth_gb_s")), None)
+    roofline = f"; roofline: of {bandwidth:.3g} GB/s copy bandwidth" if bandwidth else ""
+    energy = next((info["energy_measure"] for info in infos if info.get("energy_measure")), None)
     lines = [f"latency and memory (latency: {', '.join(latency) or 'not measured'}, percentiles over every request; "
-             f"memory: {memory}; MB = 2**20 bytes)", _row(headers, widths),
-             "|" + "|".join("-" * (w + 2) for w in widths) + "|", *(_row(cells, widths) for cells in body)]
+             f"memory: {memory}; MB = 2**20 bytes{roofline}{f'; energy: {energy}' if energy else ''})",
+             _row(headers, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+             *(_row(cells, widths) for cells in body)]
     return "\n".join(lines)
+
+
+def _telemetry_lines(records: list[dict]) -> list[str]:
+    """Telemetry the session could not measure, said once (not once per case)."""
+    unavailable = dict.fromkeys(r["extra_info"]["telemetry"] for r in records if r["timed"]
+                                and str(r["extra_info"].get("telemetry") or "").startswith("not available"))
+    return [f"GPU telemetry and energy: {reason}" for reason in unavailable]
 
 
 def _batch_size(info: dict) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import latency
+from . import latency, roofline, telemetry
 from .compare import Consistency, ReferenceScore
 from .config import ModelSpec, WorkloadSpec
 from .identity import digest, work_identity
@@ -18,7 +18,7 @@ SECONDS_PER_DAY = 86_400
 UNTIMED_INSTRUMENT_INFO = dict.fromkeys((
     "compilations_in_measured_rounds", "gc_mode", "gc_enabled_in_rounds", "gc_frozen_objects",
     "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s", "peak_memory_mb",
-    "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure", *latency.KEYS))
+    "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure", *latency.KEYS, *telemetry.KEYS))
 
 
 def speedup(result: "RunResult", bs1: "RunResult | None") -> float | None:
@@ -53,6 +53,7 @@ class RunResult:
     bs1: "RunResult | None" = None  # the timed bs=1 run of the same strategy, for the speedup
     test: str = ""  # the test function that ran it (node id without parameters)
     batch_size_search: dict | None = None  # how batch size "max" was found (max_batch.BatchSearch.info)
+    efficiency: dict | None = None  # the bandwidth roofline (roofline.efficiency); None when untimed
 
     @property
     def num_samples(self) -> int:
@@ -134,6 +135,7 @@ class RunResult:
         })
         # The instruments' fields: compilations_in_measured_rounds, gc_* (null when untimed).
         info.update(self.timing.instrument_info if self.timing else UNTIMED_INSTRUMENT_INFO)
+        info.update(self.efficiency or dict.fromkeys(roofline.KEYS))
         # What a later run compares with (the cross-commit gate): the ids themselves are stored once per
         # distinct set, at the top of the saved JSON (``llmperf.outputs``), under this digest.
         info.update({

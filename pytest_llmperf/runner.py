@@ -5,8 +5,9 @@ record the ``RunResult`` in the session."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from statistics import fmean
 
-from . import environment, max_batch, memory
+from . import environment, max_batch, memory, roofline
 from .compare import compare, score_against_references
 from .instruments import Collector, CompileCounter, Latency, PeakMemory, SpeedProbe
 from .latency import mode as latency_mode
@@ -16,6 +17,7 @@ from .measure import timed_rounds, warmup_rounds
 from .options import MAX_BATCH
 from .results import RunResult
 from .session import PerfSession
+from .telemetry import Telemetry
 from .strategies import registry
 from .strategies.base import Generations, RunContext
 from .workload import Workload
@@ -81,12 +83,20 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
     if known is not None:
         raise Unsupported(known.skip_reason(batch_size))
     conditions = {**environment.conditions(), "timer": settings.timer}
-    rounds, oom = memory.guarded(lambda: _rounds(target, workload, strategy_name, batch_size, benchmark, settings),
+    telemetry = session.telemetry(target) if benchmark is not None else None
+    rounds, oom = memory.guarded(lambda: _rounds(target, workload, strategy_name, batch_size, benchmark, settings,
+                                                 telemetry),
                                  target.device, strategy_name, batch_size, test)
     if oom is not None:
         session.record_out_of_memory(target.spec, workload.spec, oom)
         raise OutOfMemoryCase(oom)
     generations, timing = rounds
+    efficiency = None
+    if timing is not None:
+        efficiency = roofline.efficiency(
+            roofline.decode_bytes(target.model), session.memory_bandwidth(target), timing.instrument_info,
+            prompt_tokens=fmean(map(len, workload.input_ids)),
+            generated_tokens=generations.generated_tokens / generations.num_samples)
     if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
         session.set_baseline(target, workload, generations)
     result = RunResult(
@@ -109,28 +119,34 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         bs1=session.find(target.spec, workload.spec, strategy_name, 1, timed=True) if batch_size > 1 else None,
         test=test,
         batch_size_search=search.info() if search else None,
+        efficiency=efficiency,
     )
     session.record(result)
     return result
 
 
-def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int, benchmark, settings):
-    """``(generations, timing)``: timed through ``benchmark`` when given, else one untimed round."""
+def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int, benchmark, settings,
+            telemetry=None):
+    """``(generations, timing)``: timed through ``benchmark`` when given, else one untimed round.
+    ``telemetry``: the device's ``telemetry.Source``."""
     if benchmark is None:
         return generate_once(target, workload, strategy_name, batch_size), None
     with prepared(target, workload, strategy_name, batch_size) as (one_round, ctx):
         warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
         instruments = round_instruments(target, settings.gc, settings.benchmark_disable_gc)
-        instruments += (Latency(ctx.latency, strategy_name, latency_mode(settings.latency, target.device),
-                                settings.rounds),)
+        instruments += (Telemetry(telemetry),
+                        Latency(ctx.latency, strategy_name, latency_mode(settings.latency, target.device),
+                                settings.rounds))
         return timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds, instruments,
                             settings.max_cv)
 
 
 def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: bool) -> tuple:
-    """The instruments around a case's rounds, in the order their hooks run, peak memory's reset
-    last (the runner adds latency after it, which stamps the round's start)."""
-    return (Collector(gc_mode, gc_disabled_in_rounds), CompileCounter(), SpeedProbe(target.device, target.sync),
+    """The instruments around a case's rounds, outermost first: ``before_round`` runs in this order
+    and ``after_round`` in the reverse, so the speed probe (work of its own) runs after every other
+    reading, the collection before the heap trim and the peak-memory reset, and nothing but the
+    latency stamp (which the runner adds innermost) separates that reset from the round."""
+    return (SpeedProbe(target.device, target.sync), CompileCounter(), Collector(gc_mode, gc_disabled_in_rounds),
             PeakMemory(target.device, target.model_bytes))
 
 

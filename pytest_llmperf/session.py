@@ -49,6 +49,8 @@ class PerfSession:
         self._causes: dict[tuple[ModelSpec, WorkloadSpec], dict] = {}
         self._out_of_memory: dict[tuple[ModelSpec, WorkloadSpec, str], OutOfMemory] = {}
         self.batch_searches: dict[tuple[ModelSpec, WorkloadSpec, str], object] = {}  # max_batch.BatchSearch
+        self._bandwidth: dict[str, float] = {}  # device -> copy bandwidth, bytes/s
+        self._telemetry: dict[str, object] = {}  # device -> telemetry.Source
 
     def target(self, spec: ModelSpec) -> LoadedModel:
         if self._resident is not None and self._resident.spec == spec:
@@ -124,6 +126,14 @@ class PerfSession:
         return {result.outputs_digest: [list(sample.token_ids) for sample in result.generations.samples]
                 for result in self.results if result.timing is not None}
 
+    def memory_bandwidth(self, target: LoadedModel) -> float:
+        """The device's copy bandwidth (bytes/s, ``roofline.copy_bandwidth``), measured once per device."""
+        if target.device not in self._bandwidth:
+            from .roofline import copy_bandwidth
+
+            self._bandwidth[target.device] = copy_bandwidth(target.device, target.sync)
+        return self._bandwidth[target.device]
+
     def baseline(self, target: LoadedModel, workload: Workload) -> Generations | None:
         return self._baselines.get((target.spec, workload.spec))
 
@@ -162,8 +172,18 @@ class PerfSession:
                 return result
         return None
 
+    def telemetry(self, target: LoadedModel):
+        """The device's telemetry for the session (``telemetry.Source``), started on first use."""
+        if target.device not in self._telemetry:
+            from .telemetry import open_source
+
+            self._telemetry[target.device] = open_source(target.device)
+        return self._telemetry[target.device]
+
     def close(self) -> None:
         self.journal.close()
+        for source in self._telemetry.values():
+            source.close()
         self._release_model()
 
     def _release_model(self) -> None:

@@ -1,0 +1,166 @@
+"""GPU telemetry and energy (``telemetry.py``) and the bandwidth roofline (``roofline.py``): the pieces
+on synthetic samples, the sampling process for real, and what a user sees on a machine without an
+NVIDIA GPU. The NVML path itself runs only where CUDA and nvidia-ml-py are present."""
+
+import importlib.util
+import json
+import time
+
+import pytest
+import torch
+
+from pytest_llmperf import roofline, telemetry
+from pytest_llmperf.telemetry import RaplCounter, Sample, Sampler, Window
+
+from conftest import SUITE
+
+
+def sample(t, power=None, reasons=0, clock=1980.0):
+    return Sample(t, 50.0, 1000.0, power, clock, 60.0, reasons)
+
+
+def saved(pytester) -> list[dict]:
+    return [bench["extra_info"] for bench in json.loads((pytester.path / "bench.json").read_text())["benchmarks"]]
+
+
+# -- the pieces, on synthetic samples ------------------------------------------------------------------
+
+def test_power_is_integrated_over_the_window_only():
+    constant = [sample(t / 10, power=100.0) for t in range(0, 31)]  # 100 W from 0 to 3 s
+    assert telemetry.integrate_power_j(constant, 1.0, 2.0) == pytest.approx(100.0)
+    assert telemetry.integrate_power_j(constant, 1.05, 1.95) == pytest.approx(90.0)  # ends between samples
+    ramp = [sample(0.0, power=0.0), sample(2.0, power=200.0)]
+    assert telemetry.integrate_power_j(ramp, 0.0, 2.0) == pytest.approx(200.0)
+    assert telemetry.integrate_power_j([sample(0.0, power=1.0)], 0.0, 1.0) is None
+
+
+def test_thermal_and_power_clock_events_are_named():
+    assert telemetry.throttle_reasons(0x4 | 0x40) == ["power cap (software)", "thermal (hardware)"]
+    assert telemetry.throttle_reasons(0x1) == []  # GPU idle: not a throttle
+
+
+def test_a_case_takes_the_samples_and_energy_of_its_measured_rounds():
+    windows = [Window(1.0, 2.0, 150.0, tokens=300, samples=10), Window(3.0, 4.0, 120.0, tokens=300, samples=10)]
+    samples = [sample(t / 10, power=100.0, reasons=0x20 if t == 35 else 0, clock=1500 if t == 35 else 1980)
+               for t in range(0, 50)]
+    info = telemetry.summarize(windows, samples, "", "nvml energy counter")
+    assert info["telemetry_samples"] == 22  # 1.0..2.0 and 3.0..4.0 at 10 Hz, ends included
+    assert info["gpu_throttle_reasons"] == ["thermal (software)"] and info["gpu_sm_clock_mhz_min"] == 1500
+    assert info["energy_measure"] == "nvml energy counter"
+    assert info["energy_j_rounds"] == [150.0, 120.0] and info["energy_j_per_round"] == 135.0
+    assert info["energy_per_token_j"] == pytest.approx((0.5 + 0.4) / 2)
+    assert info["energy_per_sample_j"] == pytest.approx(13.5)
+    without_counter = [Window(1.0, 2.0, None, 300, 10), Window(3.0, 4.0, None, 300, 10)]
+    integrated = telemetry.summarize(without_counter, samples, "", None)
+    assert integrated["energy_measure"] == "integrated power"
+    assert integrated["energy_j_per_round"] == pytest.approx(100.0)
+
+
+def test_rapl_counters_add_packages_and_survive_a_wrap(tmp_path):
+    paths = []
+    for package, value in enumerate((900_000, 5_000_000)):
+        folder = tmp_path / f"intel-rapl:{package}"
+        folder.mkdir()
+        (folder / "energy_uj").write_text(f"{value}\n")
+        (folder / "max_energy_range_uj").write_text("1000000\n" if package == 0 else "100000000\n")
+        paths.append(str(folder / "energy_uj"))
+    counter = RaplCounter(paths)
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_text("100000\n")  # wrapped: +200,000 uJ
+    (tmp_path / "intel-rapl:1" / "energy_uj").write_text("6000000\n")  # +1,000,000 uJ
+    assert counter.joules() == pytest.approx(1.2)
+
+
+def cpu_reader():
+    """A real reader for the sampling process where NVML is missing: the host's CPU utilisation."""
+    import psutil
+
+    return lambda: Sample(time.monotonic(), psutil.cpu_percent(), psutil.virtual_memory().used / 2 ** 20, None,
+                          0.0, 0.0, 0)
+
+
+def test_the_sampling_process_samples_at_about_20_hz_and_hands_over_what_it_took():
+    sampler = Sampler(cpu_reader)
+    try:
+        sampler.fetch()  # started: forget what came before the window
+        start = time.monotonic()
+        time.sleep(1.0)
+        end = time.monotonic()
+        taken = sampler.fetch()
+    finally:
+        sampler.stop()
+    inside = [s for s in taken if start <= s.t <= end]
+    assert 10 <= len(inside) <= 21, len(inside)  # 20 Hz, less what a busy 2-core machine delays
+    assert not sampler._process.is_alive()
+
+
+# -- the roofline -------------------------------------------------------------------------------------
+
+def test_a_decode_step_reads_the_weights_once_and_each_sequences_kv_cache():
+    from pytest_llmperf.config import ModelSpec
+    from pytest_llmperf.loading import load
+
+    target = load(ModelSpec("builtin", "cpu", "float32", "sdpa", "none"))
+    model, config = target.model, target.model.config
+    step = roofline.decode_bytes(model)
+    unique = {p.data_ptr(): p.numel() * 4 for p in model.parameters()}
+    embedding = model.get_input_embeddings().weight
+    tied = model.get_output_embeddings().weight.data_ptr() == embedding.data_ptr()
+    assert step.weights == sum(unique.values()) - (0 if tied else embedding.numel() * 4)
+    kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    assert step.kv_per_token == 2 * config.num_hidden_layers * kv_heads * head_dim * 4
+    assert step.per_step(sequences=4, context=100) == step.weights + 400 * step.kv_per_token
+
+
+def test_the_roofline_fraction_is_bytes_over_step_time_over_bandwidth():
+    step = roofline.DecodeBytes(weights=1_000_000, kv_per_token=1_000)
+    info = roofline.efficiency(step, 1e9, {"itl_ms_p50": 2.0, "decode_tokens_per_s": 2000.0}, prompt_tokens=90,
+                               generated_tokens=20)
+    # 4 sequences per step (2000 tokens/s x 2 ms), 100 tokens of context each: 1.4 MB in 2 ms = 0.7 GB/s
+    assert info["decode_sequences_per_step"] == pytest.approx(4.0)
+    assert info["decode_bytes_per_step"] == pytest.approx(1_400_000)
+    assert info["roofline_fraction"] == pytest.approx(0.7)
+    assert roofline.efficiency(step, 1e9, {}, 90, 20)["roofline_fraction"] is None
+
+
+def test_the_copy_probe_measures_a_plausible_bandwidth():
+    bandwidth = roofline.copy_bandwidth("cpu", lambda: None, nbytes=64 * 2 ** 20, copies=3)
+    assert 1e8 < bandwidth < 1e12  # between 0.1 GB/s and 1 TB/s
+
+
+# -- what a user sees ---------------------------------------------------------------------------------
+
+def test_without_an_nvidia_gpu_telemetry_is_not_available_said_once_and_nothing_fails(run_suite, pytester):
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,2", "--llmperf-device=cpu",
+                       "--benchmark-json=bench.json")
+    result.assert_outcomes(passed=2)
+    infos = saved(pytester)
+    for info in infos:
+        assert set(telemetry.KEYS) <= set(info)
+        assert info["telemetry"] == "not available: no NVIDIA GPU in use (device cpu)"
+        assert info["gpu_power_w_mean"] is None
+        assert set(roofline.KEYS) <= set(info) and 0 < info["roofline_fraction"] < 1
+    said = [line for line in result.stdout.lines if "not available: no NVIDIA GPU" in line]
+    assert said == ["GPU telemetry and energy: not available: no NVIDIA GPU in use (device cpu)"]
+
+
+def test_the_roofline_floor_fails_below_and_passes_above(run_suite):
+    common = ("--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
+    tight = run_suite(*common, "--llmperf-min-roofline=1.0")
+    tight.assert_outcomes(failed=1)
+    tight.stdout.fnmatch_lines(["  roofline fraction: * < required 1 (* MB per step in * ms, copy bandwidth * GB/s)"])
+    run_suite(*common, "--llmperf-min-roofline=0.0001").assert_outcomes(passed=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or importlib.util.find_spec("pynvml") is None,
+                    reason="needs a CUDA GPU and nvidia-ml-py")
+def test_on_an_nvidia_gpu_telemetry_and_energy_are_measured(run_suite, pytester):
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--llmperf-device=cuda",
+                       "--llmperf-num-samples=32", "--llmperf-max-new-tokens=32", "--llmperf-rounds=3",
+                       "--benchmark-json=bench.json", suite=SUITE)
+    result.assert_outcomes(passed=1)
+    (info,) = saved(pytester)
+    assert info["telemetry"].startswith("nvml") and info["telemetry_samples"] > 0
+    assert info["gpu_power_w_mean"] > 0 and info["gpu_sm_clock_mhz_mean"] > 0
+    assert info["energy_per_token_j"] > 0 and len(info["metric_samples"]["energy_per_token_j"]) == 3
+    assert "energy/token" in result.stdout.str()

@@ -145,8 +145,9 @@ def roofline_gate(result: RunResult, floor: float) -> GateResult:
     info = result.efficiency or {}
     measured = info.get("roofline_fraction")
     if measured is None:
-        return GateResult("min_roofline", "roofline fraction", None, floor, True,
-                          "no decode latency recorded for this case", inconclusive=True)
+        why = ("the copy-bandwidth probe did not fit in memory" if info.get("memory_bandwidth_gb_s") is None
+               else "no decode latency recorded for this case")
+        return GateResult("min_roofline", "roofline fraction", None, floor, True, why, inconclusive=True)
     note = (f"{info['decode_bytes_per_step'] / 1e6:.3g} MB per step in {info['decode_step_ms']:.3g} ms, "
             f"copy bandwidth {info['memory_bandwidth_gb_s']:.3g} GB/s")
     return _at_least("min_roofline", "roofline fraction", measured, floor, note)

@@ -11,6 +11,10 @@ and frozen before the rounds, and collections or torch.compile compilations that
 measured round are counted. With a torch.compile mode, the warmup is at least
 ``COMPILED_MIN_WARMUP`` rounds.
 
+Per-request latency is recorded in the measured rounds themselves, or, where recording would cost
+time the rounds should not pay, in extra rounds after them that pytest-benchmark does not time
+(an instrument's ``extra_rounds``; ``instruments.Latency``).
+
 Whether the measured rounds agree is judged with ``stats.steadiness``: a case whose rounds vary by
 more than ``--llmperf-max-cv``, or whose first measured round is an outlier, is reported as not
 steady.
@@ -93,7 +97,7 @@ def timed_rounds(benchmark, one_round: Callable[[], Generations], sync: Callable
         generations = benchmark.pedantic(round_to_finish, setup=before_round, teardown=after_round, rounds=rounds,
                                          warmup_rounds=warmup, iterations=1)
         if not (benchmark.disabled or benchmark.stats is None):
-            own = {instrument.name: extra_rounds(instrument, one_round, sync)
+            own = {instrument.name: extra_rounds(instrument, instruments, one_round, sync)
                    for instrument in instruments if instrument.extra_rounds}
     finally:
         for instrument in reversed(opened):
@@ -117,14 +121,17 @@ def timed_rounds(benchmark, one_round: Callable[[], Generations], sync: Callable
     )
 
 
-def extra_rounds(instrument: Instrument, one_round: Callable[[], Generations], sync: Callable[[], None]) -> list:
+def extra_rounds(instrument: Instrument, instruments: Sequence[Instrument], one_round: Callable[[], Generations],
+                 sync: Callable[[], None]) -> list:
     """An instrument's rounds of its own, after the measured ones (not timed by pytest-benchmark):
-    its readings, one per round."""
+    its readings, one per round. Each round is prepared as a measured one (every instrument's
+    ``before_round``: the collection, the heap trim...), and only this instrument reads it."""
     instrument.begin_extra_rounds()
     readings = []
     for _ in range(instrument.extra_rounds):
         sync()
-        instrument.before_round()
+        for each in instruments:
+            each.before_round()
         generations = one_round()
         sync()
         readings.append(instrument.after_round(generations))

@@ -133,21 +133,21 @@ def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_s
         return generate_once(target, workload, strategy_name, batch_size), None
     with prepared(target, workload, strategy_name, batch_size) as (one_round, ctx):
         warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
-        instruments = round_instruments(target, settings.gc, settings.benchmark_disable_gc)
-        instruments += (Telemetry(telemetry),
-                        Latency(ctx.latency, strategy_name, latency_mode(settings.latency, target.device),
-                                settings.rounds))
+        instruments = round_instruments(target, settings.gc, settings.benchmark_disable_gc, telemetry)
+        instruments += (Latency(ctx.latency, strategy_name, latency_mode(settings.latency, target.device),
+                                settings.rounds),)
         return timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds, instruments,
                             settings.max_cv)
 
 
-def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: bool) -> tuple:
+def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: bool, telemetry=None) -> tuple:
     """The instruments around a case's rounds, outermost first: ``before_round`` runs in this order
     and ``after_round`` in the reverse, so the speed probe (work of its own) runs after every other
-    reading, the collection before the heap trim and the peak-memory reset, and nothing but the
-    latency stamp (which the runner adds innermost) separates that reset from the round."""
+    reading, the collection before the energy window opens and the heap trim, and nothing but the
+    latency stamp (which the runner adds innermost) separates the peak-memory reset from the round.
+    ``telemetry``: the device's ``telemetry.Source``, if any."""
     return (SpeedProbe(target.device, target.sync), CompileCounter(), Collector(gc_mode, gc_disabled_in_rounds),
-            PeakMemory(target.device, target.model_bytes))
+            *((Telemetry(telemetry),) if telemetry is not None else ()), PeakMemory(target.device, target.model_bytes))
 
 
 def baseline(session: PerfSession, target: LoadedModel, workload: Workload) -> Generations:

@@ -49,7 +49,7 @@ class PerfSession:
         self._causes: dict[tuple[ModelSpec, WorkloadSpec], dict] = {}
         self._out_of_memory: dict[tuple[ModelSpec, WorkloadSpec, str], OutOfMemory] = {}
         self.batch_searches: dict[tuple[ModelSpec, WorkloadSpec, str], object] = {}  # max_batch.BatchSearch
-        self._bandwidth: dict[str, float] = {}  # device -> copy bandwidth, bytes/s
+        self._bandwidth: dict[str, float | None] = {}  # device -> copy bandwidth, bytes/s
         self._telemetry: dict[str, object] = {}  # device -> telemetry.Source
 
     def target(self, spec: ModelSpec) -> LoadedModel:
@@ -126,12 +126,21 @@ class PerfSession:
         return {result.outputs_digest: [list(sample.token_ids) for sample in result.generations.samples]
                 for result in self.results if result.timing is not None}
 
-    def memory_bandwidth(self, target: LoadedModel) -> float:
-        """The device's copy bandwidth (bytes/s, ``roofline.copy_bandwidth``), measured once per device."""
+    def memory_bandwidth(self, target: LoadedModel) -> float | None:
+        """The device's copy bandwidth (bytes/s, ``roofline.copy_bandwidth``), measured once per device;
+        None when the probe's buffers do not fit beside what the cases hold (no roofline then)."""
         if target.device not in self._bandwidth:
+            from .memory import free, is_out_of_memory
             from .roofline import copy_bandwidth
 
-            self._bandwidth[target.device] = copy_bandwidth(target.device, target.sync)
+            try:
+                self._bandwidth[target.device] = copy_bandwidth(target.device, target.sync)
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._bandwidth[target.device] = None
+            if target.device.startswith("cuda"):
+                free(target.device)  # the probe's buffers leave torch's cache, not to count in later cases
         return self._bandwidth[target.device]
 
     def baseline(self, target: LoadedModel, workload: Workload) -> Generations | None:

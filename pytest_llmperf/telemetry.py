@@ -21,9 +21,14 @@ said once per session, and nothing fails. Nothing here is imported when the plug
 from __future__ import annotations
 
 import glob
+import importlib
 import importlib.util
+import json
+import os
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from statistics import fmean, median
 from typing import Callable, Sequence
 
@@ -77,74 +82,130 @@ def integrate_power_j(samples: Sequence[Sample], start: float, end: float) -> fl
 # -- the sampling process ---------------------------------------------------------------------------
 
 def nvml_reader(uuid: str | None, index: int) -> Callable[[], Sample]:
-    """A function reading one NVML sample of the GPU (by UUID, else by NVML index)."""
+    """A function reading one NVML sample of the GPU (by UUID, else, or when that fails, by NVML index)."""
     import pynvml
 
     pynvml.nvmlInit()
-    handle = pynvml.nvmlDeviceGetHandleByUUID(uuid) if uuid else pynvml.nvmlDeviceGetHandleByIndex(index)
+    handle = _nvml_handle(pynvml, uuid, index)
     reasons = getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None) or \
         pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
 
-    def read() -> Sample:
+    def optional(read, default=None):
         try:
-            power = pynvml.nvmlDeviceGetPowerUsage(handle) / 1e3  # mW
-        except pynvml.NVMLError:
-            power = None
-        return Sample(time.monotonic(), pynvml.nvmlDeviceGetUtilizationRates(handle).gpu,
-                      pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2 ** 20, power,
-                      pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM),
-                      pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU), reasons(handle))
+            return read()
+        except pynvml.NVMLError:  # not supported on this GPU (MIG, vGPU...)
+            return default
+
+    def read() -> Sample:
+        return Sample(time.monotonic(),
+                      optional(lambda: pynvml.nvmlDeviceGetUtilizationRates(handle).gpu, 0.0),
+                      pynvml.nvmlDeviceGetMemoryInfo(handle).used / 2 ** 20,
+                      optional(lambda: pynvml.nvmlDeviceGetPowerUsage(handle) / 1e3),  # mW
+                      optional(lambda: pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM), 0.0),
+                      optional(lambda: pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU), 0.0),
+                      optional(lambda: reasons(handle), 0))
 
     return read
 
 
-def sample_forever(connection, make_reader, reader_args, hz: float) -> None:
-    """The child process: sample at ``hz``; on "fetch" send and forget the samples so far; stop on "stop"."""
-    read = make_reader(*reader_args)
-    samples: list[Sample] = []
-    period = 1.0 / hz
-    next_at = time.monotonic()
+def _nvml_handle(pynvml, uuid: str | None, index: int):
+    if uuid:
+        try:
+            return pynvml.nvmlDeviceGetHandleByUUID(uuid)
+        except pynvml.NVMLError:
+            pass
+    return pynvml.nvmlDeviceGetHandleByIndex(index)
+
+
+def sample_forever(reader: str, reader_args: Sequence, hz: float, commands=None, out=None) -> None:
+    """The sampling process: build the reader (``module:function`` called with ``reader_args``), say
+    ready (or why not), then sample at ``hz``; on a "fetch" line answer every sample since the last
+    one, as one JSON line; end on "stop" or when the parent goes."""
+    import select
+
+    commands, out = commands or sys.stdin, out or sys.stdout
+
+    def answer(message: dict) -> None:
+        out.write(json.dumps(message) + "\n")
+        out.flush()
+
+    try:
+        module, name = reader.split(":")
+        read = getattr(importlib.import_module(module), name)(*reader_args)
+        samples = [read()]
+    except Exception as exc:
+        answer({"error": f"{type(exc).__name__}: {exc}"})
+        return
+    answer({"ready": True})
+    failure, period, next_at = None, 1.0 / hz, time.monotonic() + 1.0 / hz
     while True:
-        samples.append(read())
-        next_at += period
-        while connection.poll(max(0.0, next_at - time.monotonic())):
-            command = connection.recv()
-            if command == "stop":
+        waiting, _, _ = select.select([commands], [], [], max(0.0, next_at - time.monotonic()))
+        if waiting:
+            command = commands.readline().strip()
+            if command in ("stop", ""):  # "" : end of input, the parent is gone
                 return
-            connection.send(samples)
+            answer({"error": failure} if failure else {"samples": [list(astuple(s)) for s in samples]})
             samples = []
-        if time.monotonic() - next_at > period:  # fell behind (a stalled machine): do not burst
-            next_at = time.monotonic()
+            continue
+        if failure is None:
+            try:
+                samples.append(read())
+            except Exception as exc:  # answered at the next fetch
+                failure = f"{type(exc).__name__}: {exc}"
+        next_at = max(next_at + period, time.monotonic())  # fell behind (a stalled machine): no burst
 
 
 class Sampler:
-    """The sampling process, started once and stopped at the end of the session."""
+    """The sampling process (``python -m pytest_llmperf.telemetry``), started once per device and
+    session, and stopped at its end. A plain subprocess: it shares nothing with the test process
+    (no fork of a CUDA context, no re-import of a script's ``__main__``)."""
 
-    def __init__(self, make_reader, reader_args: tuple = (), hz: float = SAMPLE_HZ):
-        import multiprocessing
+    def __init__(self, reader: str, reader_args: Sequence = (), hz: float = SAMPLE_HZ, timeout: float = 60.0):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "pytest_llmperf.telemetry", reader, json.dumps(list(reader_args)), str(hz)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        first = self._answer(timeout)
+        if "error" in first:
+            self.stop()
+            raise RuntimeError(first["error"])
 
-        context = multiprocessing.get_context("spawn")  # never fork a process that holds a CUDA context
-        self._connection, child = context.Pipe()
-        self._process = context.Process(target=sample_forever, args=(child, make_reader, reader_args, hz),
-                                        name="llmperf-telemetry", daemon=True)
-        self._process.start()
-        child.close()
+    def _answer(self, timeout: float) -> dict:
+        import select
+
+        ready, _, _ = select.select([self._process.stdout], [], [], timeout)
+        line = self._process.stdout.readline() if ready else None
+        if line is None:
+            raise TimeoutError(f"the telemetry process did not answer within {timeout:g} s")
+        if not line:
+            raise RuntimeError(f"the telemetry process ended (exit status {self._process.wait()})")
+        return json.loads(line)
 
     def fetch(self, timeout: float = 10.0) -> list[Sample]:
         """Every sample taken since the last fetch."""
-        self._connection.send("fetch")
-        if not self._connection.poll(timeout):
-            raise TimeoutError("the telemetry process did not answer")
-        return self._connection.recv()
+        self._process.stdin.write("fetch\n")
+        self._process.stdin.flush()
+        answer = self._answer(timeout)
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return [Sample(*row) for row in answer["samples"]]
+
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
 
     def stop(self) -> None:
         try:
-            self._connection.send("stop")
-        except (BrokenPipeError, OSError):
+            self._process.stdin.write("stop\n")
+            self._process.stdin.close()
+        except OSError:
             pass
-        self._process.join(timeout=5)
-        if self._process.is_alive():
+        try:
+            self._process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self._process.kill()
+            self._process.wait()
+        self._process.stdout.close()
 
 
 # -- energy counters --------------------------------------------------------------------------------
@@ -161,9 +222,12 @@ class RaplCounter:
         self._total = 0.0
 
     @classmethod
-    def find(cls) -> "RaplCounter | None":
-        paths = sorted(glob.glob("/sys/class/powercap/intel-rapl:[0-9]/energy_uj"))
+    def find(cls, root: str = "/sys/class/powercap") -> "RaplCounter | None":
+        """The package zones (not ``psys``, which already holds them) when their counters are readable."""
         try:
+            paths = [f"{zone}/energy_uj" for zone in sorted(glob.glob(f"{root}/intel-rapl:[0-9]*"))
+                     if ":" not in zone.rsplit("intel-rapl:", 1)[1]
+                     and open(f"{zone}/name").read().startswith("package-")]
             return cls(paths) if paths else None
         except (OSError, ValueError):  # present but not readable (since 2020, root only by default)
             return None
@@ -187,7 +251,7 @@ class NvmlEnergyCounter:
 
         pynvml.nvmlInit()
         self._pynvml = pynvml
-        self._handle = pynvml.nvmlDeviceGetHandleByUUID(uuid) if uuid else pynvml.nvmlDeviceGetHandleByIndex(index)
+        self._handle = _nvml_handle(pynvml, uuid, index)
         self.joules()  # raises NVMLError_NotSupported where the GPU has no counter (before Volta)
 
     def joules(self) -> float:
@@ -220,11 +284,10 @@ def open_source(device: str) -> Source:
         return Source(unavailable="not available: nvidia-ml-py is not installed (pip install pytest-llmperf[gpu])")
     uuid, index = _nvml_identity(device)
     try:
-        counter = _energy_counter(uuid, index)
-        sampler = Sampler(nvml_reader, (uuid, index))
-    except Exception as exc:  # NVML missing from the driver, no permission...
-        return Source(unavailable=f"not available: NVML failed ({type(exc).__name__}: {exc})")
-    return Source(sampler=sampler, counter=counter)
+        sampler = Sampler("pytest_llmperf.telemetry:nvml_reader", (uuid, index))
+    except (RuntimeError, TimeoutError, OSError) as exc:  # NVML missing from the driver, no permission...
+        return Source(unavailable=f"not available: NVML failed ({exc})")
+    return Source(sampler=sampler, counter=_energy_counter(uuid, index))
 
 
 def _nvml_identity(device: str) -> tuple[str | None, int]:
@@ -281,8 +344,13 @@ class Telemetry(Instrument):
 
     def summary(self, readings: Sequence[Window | None]) -> dict:
         windows = [w for w in readings if w is not None]
-        sampler = self._source.sampler
-        samples = sampler.fetch() if sampler is not None else []
+        samples: list[Sample] = []
+        if self._source.sampler is not None:
+            try:
+                samples = self._source.sampler.fetch()
+            except (RuntimeError, TimeoutError, OSError) as exc:  # it died: no telemetry from here on
+                self._source.close()
+                self._source.unavailable = f"not available: the telemetry process stopped ({exc})"
         return summarize(windows, samples, self._source.unavailable,
                          self._source.counter.name if self._source.counter is not None else None)
 
@@ -323,3 +391,7 @@ def summarize(windows: Sequence[Window], samples: Sequence[Sample], unavailable:
             else None
         info["energy_per_sample_j"] = median(j / w.samples for j, w in measured)
     return info
+
+
+if __name__ == "__main__":  # the sampling process: python -m pytest_llmperf.telemetry READER ARGS_JSON HZ
+    sample_forever(sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]))

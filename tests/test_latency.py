@@ -179,8 +179,9 @@ def test_every_builtin_strategy_reports_ordered_positive_percentiles(run_suite, 
             assert len(info["metric_samples"][metric]) == 2, (case, metric)  # one per measured round
     result.stdout.fnmatch_lines([
         "latency and memory (latency: measured rounds, percentiles over every request; memory: *",
-        "| batch size | strategy * | TTFT p50 | TTFT p95 | ITL p50 | ITL p95 | e2e p95 * | peak memory | above the model |",
-        "| 1 * | continuous * |* ms*|* ms*|* ms*|* ms*|* ms*|* MB*|* MB*|",
+        "| batch size | strategy * | TTFT p50 | TTFT p95 | ITL p50 | ITL p95 | e2e p95 * | peak memory | above the model |"
+        " roofline |",
+        "| 1 * | continuous * |* ms*|* ms*|* ms*|* ms*|* ms*|* MB*|* MB*|*%*|",
     ])
 
 

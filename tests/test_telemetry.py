@@ -57,29 +57,22 @@ def test_a_case_takes_the_samples_and_energy_of_its_measured_rounds():
 
 
 def test_rapl_counters_add_packages_and_survive_a_wrap(tmp_path):
-    paths = []
-    for package, value in enumerate((900_000, 5_000_000)):
-        folder = tmp_path / f"intel-rapl:{package}"
+    zones = {"intel-rapl:0": ("package-0", 900_000, 1_000_000), "intel-rapl:1": ("package-1", 5_000_000, 10 ** 8),
+             "intel-rapl:2": ("psys", 7_000_000, 10 ** 8), "intel-rapl:0:0": ("core", 1, 10 ** 8)}
+    for zone, (name, value, top) in zones.items():
+        folder = tmp_path / zone
         folder.mkdir()
+        (folder / "name").write_text(name + "\n")
         (folder / "energy_uj").write_text(f"{value}\n")
-        (folder / "max_energy_range_uj").write_text("1000000\n" if package == 0 else "100000000\n")
-        paths.append(str(folder / "energy_uj"))
-    counter = RaplCounter(paths)
+        (folder / "max_energy_range_uj").write_text(f"{top}\n")
+    counter = RaplCounter.find(str(tmp_path))  # the packages only: psys holds them, core is inside one
     (tmp_path / "intel-rapl:0" / "energy_uj").write_text("100000\n")  # wrapped: +200,000 uJ
     (tmp_path / "intel-rapl:1" / "energy_uj").write_text("6000000\n")  # +1,000,000 uJ
     assert counter.joules() == pytest.approx(1.2)
 
 
-def cpu_reader():
-    """A real reader for the sampling process where NVML is missing: the host's CPU utilisation."""
-    import psutil
-
-    return lambda: Sample(time.monotonic(), psutil.cpu_percent(), psutil.virtual_memory().used / 2 ** 20, None,
-                          0.0, 0.0, 0)
-
-
 def test_the_sampling_process_samples_at_about_20_hz_and_hands_over_what_it_took():
-    sampler = Sampler(cpu_reader)
+    sampler = Sampler("sampling_readers:cpu_reader")
     try:
         sampler.fetch()  # started: forget what came before the window
         start = time.monotonic()
@@ -90,7 +83,22 @@ def test_the_sampling_process_samples_at_about_20_hz_and_hands_over_what_it_took
         sampler.stop()
     inside = [s for s in taken if start <= s.t <= end]
     assert 10 <= len(inside) <= 21, len(inside)  # 20 Hz, less what a busy 2-core machine delays
-    assert not sampler._process.is_alive()
+    assert not sampler.running
+
+
+def test_a_sampling_process_that_cannot_read_says_why_at_once():
+    with pytest.raises(RuntimeError, match="OSError: no such sensor"):
+        Sampler("sampling_readers:broken_reader")
+
+
+def test_a_dead_sampling_process_makes_telemetry_not_available_and_the_case_goes_on():
+    source = telemetry.Source(sampler=Sampler("sampling_readers:cpu_reader"))
+    source.sampler._process.kill()
+    source.sampler._process.wait()
+    instrument = telemetry.Telemetry(source)
+    info = instrument.summary([Window(0.0, 1.0, None, 10, 1)])
+    assert info["telemetry"].startswith("not available: the telemetry process stopped")
+    assert source.sampler is None
 
 
 # -- the roofline -------------------------------------------------------------------------------------

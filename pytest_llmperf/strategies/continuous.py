@@ -88,12 +88,21 @@ def workload_sized_blocks(hints) -> int:
     return 2 * hints.num_requests * blocks_per_request
 
 
+def _timed_through(output) -> bool:
+    """Whether a request's stamps describe it whole: a request evicted and rescheduled (no KV blocks
+    left) is stamped again when it restarts, and its earlier tokens lose their stamps. The round's
+    latency is then not reported rather than half reported."""
+    stamps = output.timestamps
+    return stamps is not None and len(stamps) == len(output.generated_tokens) and (
+        not stamps or output.lifespan[0] <= stamps[0])
+
+
 def finish(ctx: RunContext, outputs: list) -> Generations:
     """transformers' ``GenerationOutput`` per prompt, in workload order -> ``Generations``."""
     failed = [output.error for output in outputs if getattr(output, "error", None)]
     if failed or len(outputs) != len(ctx.workload.texts):
         raise RuntimeError(f"continuous batching returned {len(outputs)} results; errors: {failed[:3]}")
-    if ctx.latency.enabled:  # scheduled when it left the pending state; a timestamp per token on the host
-        for index, output in enumerate(outputs):
-            ctx.latency.request(index, output.lifespan[0], output.timestamps or ())
+    if ctx.latency.enabled and all(_timed_through(output) for output in outputs):
+        for index, output in enumerate(outputs):  # scheduled when it left the queue; a stamp per token on the host
+            ctx.latency.request(index, output.lifespan[0], output.timestamps)
     return ctx.finish([output.generated_tokens for output in outputs])

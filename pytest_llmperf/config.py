@@ -113,6 +113,8 @@ class Settings:
     timer: str  # pytest-benchmark's --benchmark-timer
     on_oom: str  # a case that runs out of memory: "fail" or "skip"
     results_file: str | None  # --llmperf-results-file (relative to the rootdir); None: off
+    report: str | None  # --llmperf-report: the report folder to write at the end; None: off
+    export: tuple | None  # --llmperf-export: (format, path) pairs; None: off
     baseline: str | None  # --llmperf-baseline; None: the run --benchmark-compare selected, if any
     require_baseline: bool
     strict_env: bool

@@ -208,6 +208,24 @@ def parse_optional_path(value: Any) -> str | None:
     return None if text.lower() in ("", "none", "off") else text
 
 
+EXPORT_FORMATS = ("github-action-benchmark", "bencher")  # exports.py writes them
+
+
+def parse_exports(value: Any) -> tuple[tuple[str, str], ...] | None:
+    """``github-action-benchmark=bench/,bencher=bencher.json`` -> ``(("github-action-benchmark", "bench/"), ...)``."""
+    if str(value).strip().lower() in ("", "none", "off"):
+        return None
+    pairs = []
+    for item in split_list(value):
+        fmt, equals, path = item.partition("=")
+        if not equals or not path:
+            raise ValueError(f"invalid export {item!r}; expected FORMAT=PATH, FORMAT one of: {', '.join(EXPORT_FORMATS)}")
+        if fmt not in EXPORT_FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; valid formats: {', '.join(EXPORT_FORMATS)}")
+        pairs.append((fmt, path))
+    return tuple(pairs)
+
+
 def registered_strategy_names() -> tuple[str, ...]:
     from .strategies import registry  # light: no torch at import
 
@@ -307,6 +325,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("results_file", ".llmperf/results.jsonl", parse_optional_path,
            "a JSON line per finished case, written as it finishes, so an interrupted or killed session keeps what "
            "it measured (relative to the rootdir; 'off' disables)", "PATH"),
+    # What the session leaves behind besides pytest-benchmark's files.
+    Option("report", None, parse_optional_path,
+           "write a report folder at the end of the session: report.md with the tables and figures, the data as "
+           "CSV and JSON lines, and the figures (with the 'report' extra)", "DIR"),
+    Option("export", None, parse_exports,
+           f"write results for dashboards at the end of the session: FORMAT=PATH pairs, FORMAT one of "
+           f"{', '.join(EXPORT_FORMATS)}", "FORMAT=PATH"),
     # Against a stored earlier run (the cross-commit gate).
     Option("baseline", None, parse_optional_text,
            "a saved run (--benchmark-json or autosave file) to compare with", "PATH",

@@ -325,6 +325,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
                                     f"{', '.join(dropped)}", yellow=True)
     if perf_session is not None and perf_session.records and perf_session.journal.path:
         terminalreporter.write_line(f"llmperf: results file {perf_session.journal.path}")
+    if perf_session is not None and perf_session.records and not hasattr(config, "workerinput"):
+        _write_report_and_exports(terminalreporter, config, perf_session)
     session = config.stash.get(PYTEST_SESSION, None)
     if regression:
         found = getattr(getattr(config, "_benchmarksession", None), "performance_regressions", [])
@@ -334,6 +336,15 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             terminalreporter.write_line(f"  {name} - {failure}", red=True)
         if session is not None and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _write_report_and_exports(terminalreporter, config: pytest.Config, perf_session) -> None:
+    """``--llmperf-report`` and ``--llmperf-export``, from the session's records (an xdist controller's
+    include its workers'); paths relative to the rootdir. A file that cannot be written is one line."""
+    from .outputs import write_session_outputs
+
+    for line, ok in write_session_outputs(perf_session, config.rootpath):
+        terminalreporter.write_line(f"llmperf: {line}", yellow=not ok)
 
 
 def _write_tables(terminalreporter, config: pytest.Config) -> None:

@@ -279,7 +279,7 @@ def _markdown(section: str) -> str:
     for block in section.split("\n\n"):
         lines = block.splitlines()
         if lines and not lines[0].startswith("|"):
-            out.append(f"**{lines[0]}**\n")
+            out.append(f"**{lines[0].replace('*', chr(92) + '*')}**\n")  # 2**20 would end the bold
             lines = lines[1:]
         out.append("\n".join(line if line.startswith("|") else f"{line}  " for line in lines))
     return "\n\n".join(out)

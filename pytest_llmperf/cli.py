@@ -1,0 +1,49 @@
+"""``pytest-llmperf``: the report and the exports again, from a saved run, without a model or a GPU.
+
+    pytest-llmperf report results.json --out report/
+    pytest-llmperf export results.json github-action-benchmark=bench/ bencher=bencher.json
+
+A saved run is pytest-benchmark's JSON (``--benchmark-json`` or an autosaved run under
+``.benchmarks/``) or the results file (``.llmperf/results.jsonl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import exports, report_folder, saved
+from .options import parse_exports
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pytest-llmperf", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="write the report folder (tables, figures, data) from a saved run")
+    report.add_argument("run", help="a --benchmark-json file, an autosaved run, or .llmperf/results.jsonl")
+    report.add_argument("--out", required=True, help="the folder to write")
+    export = commands.add_parser("export", help="write dashboard formats from a saved run")
+    export.add_argument("run", help="a --benchmark-json file, an autosaved run, or .llmperf/results.jsonl")
+    export.add_argument("exports", nargs="+", metavar="FORMAT=PATH",
+                        help=f"FORMAT: {', '.join(exports.FORMATS)}")
+    args = parser.parse_args(argv)
+    try:
+        targets = [pair for item in args.exports for pair in parse_exports(item)] if args.command == "export" else []
+        run = saved.load(args.run)
+    except (ValueError, saved.SavedRunError) as exc:
+        print(f"pytest-llmperf: error: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "report":
+        written, note = report_folder.write(run, args.out)
+        print(f"pytest-llmperf: report of {len(run.records)} cases in {args.out}: {len(written)} files")
+        if note:
+            print(f"pytest-llmperf: {note}")
+        return 0
+    for fmt, path in targets:
+        written = exports.write(fmt, run.records, path)
+        print(f"pytest-llmperf: {fmt}: {', '.join(map(str, written))}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

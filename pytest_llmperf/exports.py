@@ -1,0 +1,84 @@
+"""Results in the formats dashboards read, from a run's records (``saved.Run``).
+
+* **github-action-benchmark** reads a JSON array of ``{name, value, unit, range?, extra?}`` per
+  action step, and a step's ``tool`` sets the direction: ``customBiggerIsBetter`` or
+  ``customSmallerIsBetter``. One direction per file, so the export is a folder holding
+  ``customBiggerIsBetter.json`` (tokens/s, samples/s) and ``customSmallerIsBetter.json`` (latency,
+  memory, energy), one action step each.
+* **Bencher** reads the Bencher Metric Format: ``{benchmark: {measure: {value, lower_value?,
+  upper_value?}}}``; the measures are named by slug (``tokens-per-second``, ``ttft-p95-ms``...).
+
+Each case exports the metrics of the cross-commit gate (``metrics.METRICS``) that it measured,
+with the spread of its per-round samples as the range.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .metrics import METRICS
+from .options import EXPORT_FORMATS as FORMATS
+from .saved import case_name
+
+
+def _measured(record: dict):
+    """``(metric, value, per-round samples)`` for every gate metric this case measured."""
+    info = record["extra_info"]
+    for metric in METRICS:
+        value = info.get(metric.name)
+        if value is not None:
+            yield metric, float(value), (info.get("metric_samples") or {}).get(metric.name) or []
+
+
+def github_action_benchmark(records: list[dict]) -> dict[str, list[dict]]:
+    """``{"customBiggerIsBetter": [...], "customSmallerIsBetter": [...]}``."""
+    files: dict[str, list[dict]] = {"customBiggerIsBetter": [], "customSmallerIsBetter": []}
+    for record in records:
+        info = record["extra_info"]
+        for metric, value, samples in _measured(record):
+            entry = {"name": f"{case_name(record)} {metric.label}", "value": value, "unit": metric.unit}
+            if samples:
+                entry["range"] = f"{min(samples):.4g} to {max(samples):.4g} over {len(samples)} rounds"
+            entry["extra"] = (f"model: {info['model']}\ndevice: {info['device']}\ndtype: {info['dtype']}\n"
+                              f"samples: {info['num_samples']}, max_new_tokens: {info['max_new_tokens']}")
+            files["customBiggerIsBetter" if metric.higher_is_better else "customSmallerIsBetter"].append(entry)
+    return files
+
+
+def measure_slug(metric) -> str:
+    return {"tokens_per_s": "tokens-per-second", "samples_per_s": "samples-per-second"}.get(
+        metric.name, metric.name.replace("_", "-"))
+
+
+def bencher(records: list[dict]) -> dict[str, dict]:
+    """The Bencher Metric Format, one benchmark per case."""
+    document: dict[str, dict] = {}
+    for record in records:
+        measures = {}
+        for metric, value, samples in _measured(record):
+            measure = {"value": value}
+            if samples:
+                measure.update(lower_value=float(min(samples)), upper_value=float(max(samples)))
+            measures[measure_slug(metric)] = measure
+        if measures:
+            document[case_name(record)] = measures
+    return document
+
+
+def write(fmt: str, records: list[dict], path: str | Path) -> list[Path]:
+    """Write ``fmt`` for ``records`` at ``path``; the files written."""
+    path = Path(path)
+    if fmt == "github-action-benchmark":
+        path.mkdir(parents=True, exist_ok=True)
+        written = []
+        for tool, entries in github_action_benchmark(records).items():
+            target = path / f"{tool}.json"
+            target.write_text(json.dumps(entries, indent=1) + "\n", encoding="utf-8")
+            written.append(target)
+        return written
+    if fmt == "bencher":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(bencher(records), indent=1) + "\n", encoding="utf-8")
+        return [path]
+    raise ValueError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")

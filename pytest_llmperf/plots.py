@@ -1,0 +1,214 @@
+"""The report's figures, drawn with matplotlib (the ``report`` extra) on the Agg backend, from records.
+
+* **The tutorial's figure**, per configuration and strategy: total time by batch size (lower is
+  better) beside samples/s by batch size (higher is better), values on the bars, the best speedup
+  over bs=1 annotated. A batch size whose outputs differ from bs=1 is drawn red and says how many
+  samples differ, so a speed-up that changed the outputs shows in the same picture.
+* **Strategies side by side** (when several ran): the same two panels, a bar per strategy.
+* **Quality**: similarity and exact match to bs=1 by batch size, per strategy.
+* **Latency against throughput**: tokens/s over p95 end-to-end latency, a point per batch size, a
+  line per strategy.
+* **Memory**: peak memory by batch size, per strategy.
+
+Every figure's title names the model, the device, dtype, attention and compile mode.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from pathlib import Path
+from statistics import median
+
+MATPLOTLIB_MISSING = "plots need matplotlib: pip install pytest-llmperf[report]"
+COLORS = ("#3b75af", "#ef8636", "#519e3e", "#8d69b8", "#84584e", "#d57dbf", "#7f7f7f")
+CHANGED = "#c0392b"
+
+
+def available() -> bool:
+    try:
+        return importlib.import_module("matplotlib") is not None
+    except ImportError:
+        return False
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")
+
+
+def title(info: dict, what: str) -> str:
+    return (f"{what}\n{info['model']} on {info['device']} | {info['dtype']}, attn {info['attn_implementation']}, "
+            f"compile {info['compile_mode']} | {info['num_samples']} samples, max_new_tokens {info['max_new_tokens']}")
+
+
+def _size(info: dict) -> str:
+    return f"{info['batch_size']} (max)" if info.get("batch_size_search") else str(info["batch_size"])
+
+
+def _differ(info: dict) -> int:
+    return info["num_samples"] - round(info["exact_match_to_bs1"] * info["num_samples"])
+
+
+def draw_all(records: list[dict], folder: Path) -> list[Path]:
+    """Every figure for these records into ``folder``; the files written."""
+    plt = _pyplot()
+    written: list[Path] = []
+    for config, rows in _by_config([r for r in records if r["timed"]]).items():
+        strategies: dict[str, list[dict]] = {}
+        for row in sorted(rows, key=lambda r: (r["extra_info"]["batch_size_search"] is not None,
+                                               r["extra_info"]["batch_size"])):
+            strategies.setdefault(row["extra_info"]["strategy"], []).append(row["extra_info"])
+        for strategy, infos in strategies.items():
+            written.append(_tutorial(plt, infos, folder / f"{config}-{slug(strategy)}.png"))
+        if len(strategies) > 1:
+            written.append(_side_by_side(plt, strategies, folder / f"{config}-strategies.png"))
+        written.append(_quality(plt, strategies, folder / f"{config}-quality.png"))
+        if any(info.get("e2e_ms_p95") is not None for infos in strategies.values() for info in infos):
+            written.append(_latency_throughput(plt, strategies, folder / f"{config}-latency-throughput.png"))
+        if any(info.get("peak_memory_mb") is not None for infos in strategies.values() for info in infos):
+            written.append(_memory(plt, strategies, folder / f"{config}-memory.png"))
+    return written
+
+
+def _by_config(records: list[dict]) -> dict[str, list[dict]]:
+    """Rows per model configuration (the latest of each case: one test's timing of it)."""
+    groups: dict[str, dict[tuple, dict]] = {}
+    for record in records:
+        info = record["extra_info"]
+        key = f"{slug(info['model'].rsplit('/', 1)[-1])}-{info['config']}"
+        groups.setdefault(key, {})[(info["strategy"], info["batch_size"], bool(info.get("batch_size_search")))] = record
+    return {key: list(rows.values()) for key, rows in groups.items()}
+
+
+def _tutorial(plt, infos: list[dict], path: Path) -> Path:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.4))
+    labels = [_size(info) for info in infos]
+    times = [median(info["round_s"]) for info in infos]
+    rates = [info["samples_per_s"] for info in infos]
+    colors = [CHANGED if _differ(info) else COLORS[0] for info in infos]
+    for axis, values, unit, what in ((left, times, "s", "Total inference time (lower is better)"),
+                                     (right, rates, "", "Samples per second (higher is better)")):
+        bars = axis.bar(labels, values, color=colors)
+        axis.bar_label(bars, labels=[f"{v:.3g} {unit}".strip() for v in values], padding=3)
+        axis.set_title(what)
+        axis.set_xlabel("batch size")
+        axis.set_ylim(0, max(values) * 1.32)
+        axis.spines[["top", "right"]].set_visible(False)
+    left.set_ylabel("seconds per round (median of the measured rounds)")
+    right.set_ylabel("samples / s")
+    ticks = [f"{label}\n" + (f"{_differ(info)} of {info['num_samples']} outputs differ from bs=1" if _differ(info)
+                              else "same outputs as bs=1") for label, info in zip(labels, infos)]
+    for axis in (left, right):
+        axis.set_xticks(range(len(labels)), ticks, fontsize=8)
+    base = next((i for i, info in enumerate(infos) if info["batch_size"] == 1), None)
+    if base is not None and len(infos) > 1:
+        best = max((i for i in range(len(infos)) if i != base), key=lambda i: rates[i])
+        speedup = rates[best] / rates[base]
+        changed = " (outputs changed)" if _differ(infos[best]) else ""
+        for axis, values, text in ((right, rates, f"{speedup:.2f}x the samples/s of bs=1{changed}"),
+                                   (left, times, f"{times[base] / times[best]:.2f}x less time than bs=1{changed}")):
+            axis.annotate(text, xy=(best, values[best] + 0.08 * max(values)), xytext=(base, max(values) * 1.2),
+                          arrowprops={"arrowstyle": "->", "color": "#333"}, ha="left", fontsize=10, fontweight="bold")
+    fig.suptitle(title(infos[0], f"Batched inference: {infos[0]['strategy']}"), fontsize=11)
+    return _save(plt, fig, path)
+
+
+def _grouped(axis, strategies: dict[str, list[dict]], value, fmt=lambda v: f"{v:.3g}") -> None:
+    sizes = sorted({_size(info) for infos in strategies.values() for info in infos}, key=_size_order)
+    width = 0.8 / len(strategies)
+    for k, (strategy, infos) in enumerate(strategies.items()):
+        by_size = {_size(info): info for info in infos}
+        xs = [i + (k - (len(strategies) - 1) / 2) * width for i, size in enumerate(sizes) if size in by_size]
+        values = [value(by_size[size]) for size in sizes if size in by_size]
+        bars = axis.bar(xs, values, width, label=strategy, color=COLORS[k % len(COLORS)])
+        axis.bar_label(bars, labels=[fmt(v) for v in values], fontsize=7, padding=2)
+    axis.set_xticks(range(len(sizes)), sizes)
+    axis.set_xlabel("batch size")
+    axis.spines[["top", "right"]].set_visible(False)
+
+
+def _legend_outside(axis) -> None:
+    axis.legend(title="strategy", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
+def _size_order(label: str):
+    return (label.endswith("(max)"), int(label.split()[0]))
+
+
+def _side_by_side(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.4))
+    _grouped(left, strategies, lambda info: median(info["round_s"]), lambda v: f"{v:.3g} s")
+    left.set_title("Total inference time (lower is better)")
+    left.set_ylabel("seconds per round (median)")
+    _grouped(right, strategies, lambda info: info["samples_per_s"])
+    right.set_title("Samples per second (higher is better)")
+    right.set_ylabel("samples / s")
+    _legend_outside(right)
+    fig.suptitle(title(next(iter(strategies.values()))[0], "Batching strategies side by side"), fontsize=11)
+    return _save(plt, fig, path)
+
+
+def _quality(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5))
+    _grouped(left, strategies, lambda info: info["similarity_to_bs1"], lambda v: f"{v:.2f}")
+    left.set_title("Mean similarity to the bs=1 outputs (1 = same words)")
+    _grouped(right, strategies, lambda info: info["exact_match_to_bs1"], lambda v: f"{v:.2f}")
+    right.set_title("Samples whose token ids equal bs=1 (fraction)")
+    for axis in (left, right):
+        axis.set_ylim(0, 1.15)
+        axis.axhline(1.0, color="#999", linewidth=0.8, linestyle=":")
+    _legend_outside(right)
+    fig.suptitle(title(next(iter(strategies.values()))[0], "Do batched outputs match batch size 1?"), fontsize=11)
+    return _save(plt, fig, path)
+
+
+def _latency_throughput(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
+    fig, axis = plt.subplots(figsize=(9, 6))
+    for k, (strategy, infos) in enumerate(strategies.items()):
+        points = [(info["e2e_ms_p95"], info["tokens_per_s"], _size(info)) for info in infos
+                  if info.get("e2e_ms_p95") is not None]
+        if not points:
+            continue
+        axis.plot([p[0] for p in points], [p[1] for p in points], "o-", label=strategy, color=COLORS[k % len(COLORS)])
+        for x, y, size in points:
+            axis.annotate(f"bs={size}", (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axis.set_xlabel("p95 end-to-end latency per request (ms, round start to last token)")
+    axis.set_ylabel("generated tokens / s")
+    axis.set_title(title(next(iter(strategies.values()))[0], "Throughput against latency"), fontsize=11)
+    axis.legend(title="strategy", frameon=False)
+    axis.grid(alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def _memory(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
+    shown = {strategy: [info for info in infos if info.get("peak_memory_mb") is not None]
+             for strategy, infos in strategies.items()}
+    shown = {strategy: infos for strategy, infos in shown.items() if infos}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.4))
+    _grouped(left, shown, lambda info: info["peak_memory_mb"], lambda v: f"{v:,.0f}")
+    left.set_title("Peak memory of the process (MB)")
+    _grouped(right, shown, lambda info: info.get("peak_memory_above_model_mb") or 0.0, lambda v: f"{v:,.0f}")
+    right.set_title("Above the loaded model: activations, KV cache, buffers (MB)")
+    for axis in (left, right):
+        axis.set_ylabel("MB (2**20 bytes)")
+    _legend_outside(right)
+    measure = next((info.get("memory_measure") for infos in shown.values() for info in infos
+                    if info.get("memory_measure")), "")
+    fig.suptitle(title(next(iter(shown.values()))[0], f"Memory during the measured rounds ({measure})"), fontsize=11)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,70 @@
+"""A finished run as records, whether it is this session's or one saved earlier: what the report
+folder and the exports are made of, so both work the same from a live session and, later, from its
+files alone (no model, no GPU).
+
+A record is ``RunResult.record()``: ``{"test", "timed", "extra_info", "output_ids"}``. A saved run is
+pytest-benchmark's JSON (``--benchmark-json`` or an autosaved run), whose benchmarks carry the same
+``extra_info``, or the results file (``.llmperf/results.jsonl``), which holds the records themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class SavedRunError(Exception):
+    """The file is not a run pytest-llmperf can read: one line."""
+
+
+@dataclass(frozen=True)
+class Run:
+    records: list[dict]
+    machine_info: dict = field(default_factory=dict)  # pytest-benchmark's, with our "llmperf" entry
+    commit_info: dict = field(default_factory=dict)
+    datetime: str | None = None
+    source: str = ""  # where it came from: a path, or "this session"
+
+
+def load(path: str | Path) -> Run:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SavedRunError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if path.suffix == ".jsonl":
+        from .journal import read
+
+        _, cases = read(path)
+        records = [{key: case.get(key) for key in ("test", "timed", "extra_info", "output_ids")} for case in cases]
+        return _checked(Run(records, source=str(path)), path)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SavedRunError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
+        raise SavedRunError(f"{path} is not a pytest-benchmark run (--benchmark-json or autosave): no 'benchmarks'")
+    records = [_record(bench) for bench in data["benchmarks"]
+               if isinstance(bench, dict) and "config_hash" in (bench.get("extra_info") or {})]
+    return _checked(Run(records, data.get("machine_info") or {}, data.get("commit_info") or {}, data.get("datetime"),
+                        str(path)), path)
+
+
+def _record(bench: dict) -> dict:
+    info = bench["extra_info"]
+    return {"test": bench.get("fullname", bench.get("name", "")).split("[")[0],
+            "timed": info.get("tokens_per_s") is not None, "extra_info": info, "output_ids": None}
+
+
+def _checked(run: Run, path: Path) -> Run:
+    if not run.records:
+        raise SavedRunError(f"{path} holds no pytest-llmperf cases")
+    return run
+
+
+def case_name(record: dict) -> str:
+    """A case's name as pytest writes its id: ``test_throughput[sdpa-nocompile-float32-manual-bs16]``."""
+    info = record["extra_info"]
+    size = "max" if info.get("batch_size_search") else info["batch_size"]
+    return f"{record['test'].rsplit('::', 1)[-1]}[{info['config']}-{info['strategy']}-bs{size}]"

@@ -2,6 +2,7 @@
 
     pytest-llmperf report results.json --out report/
     pytest-llmperf export results.json github-action-benchmark=bench/ bencher=bencher.json
+    pytest-llmperf push-to-hub results.json my-org/perf-results
 
 A saved run is pytest-benchmark's JSON (``--benchmark-json`` or an autosaved run under
 ``.benchmarks/``) or the results file (``.llmperf/results.jsonl``).
@@ -12,8 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import exports, report_folder, saved
-from .options import parse_exports
+from pathlib import Path
+
+from . import exports, hub, report_folder, saved
+from .options import parse_exports, parse_repo_id
+from .outputs import HUB_ROWS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,11 +30,16 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("run", help="a --benchmark-json file, an autosaved run, or .llmperf/results.jsonl")
     export.add_argument("exports", nargs="+", metavar="FORMAT=PATH",
                         help=f"FORMAT: {', '.join(exports.FORMATS)}")
+    push = commands.add_parser("push-to-hub", help="append a saved run's rows to a Hugging Face Hub dataset")
+    push.add_argument("run", help="a saved run, or the rows of a push that failed (.llmperf/hub/*.jsonl)")
+    push.add_argument("repo", help="the dataset, ORG/NAME")
     args = parser.parse_args(argv)
     try:
+        if args.command == "push-to-hub":
+            return _push(args.run, args.repo)
         targets = [pair for item in args.exports for pair in parse_exports(item)] if args.command == "export" else []
         run = saved.load(args.run)
-    except (ValueError, saved.SavedRunError) as exc:
+    except (ValueError, saved.SavedRunError, hub.HubError) as exc:
         print(f"pytest-llmperf: error: {exc}", file=sys.stderr)
         return 2
     if args.command == "report":
@@ -42,6 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     for fmt, path in targets:
         written = exports.write(fmt, run.records, path)
         print(f"pytest-llmperf: {fmt}: {', '.join(map(str, written))}")
+    return 0
+
+
+def _push(run: str, repo: str) -> int:
+    repo = parse_repo_id(repo)
+    hub.require_token()
+    path = Path(run)
+    if not hub.is_rows_file(path):
+        path = hub.write_rows(saved.load(run), HUB_ROWS)
+    url = hub.upload(path, repo)
+    print(f"pytest-llmperf: pushed {path} to {repo}: {url}")
     return 0
 
 

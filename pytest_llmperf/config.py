@@ -115,6 +115,8 @@ class Settings:
     results_file: str | None  # --llmperf-results-file (relative to the rootdir); None: off
     report: str | None  # --llmperf-report: the report folder to write at the end; None: off
     export: tuple | None  # --llmperf-export: (format, path) pairs; None: off
+    push_to_hub: str | None  # --llmperf-push-to-hub: the dataset to append rows to; None: off
+    progress: str | float  # --llmperf-progress: auto, on, off, or seconds between lines
     baseline: str | None  # --llmperf-baseline; None: the run --benchmark-compare selected, if any
     require_baseline: bool
     strict_env: bool

@@ -9,6 +9,7 @@ one-line message that lists the valid values; ``plugin.py`` turns that into a us
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,6 +23,7 @@ GC_MODES = ("freeze", "none")  # instruments.Collector implements them
 ON_OOM = ("fail", "skip")
 LATENCY_MODES = ("auto", "rounds", "extra", "off")  # latency.mode resolves auto
 LATENCY_PERCENTILES = ("p50", "p90", "p95", "p99")
+PROGRESS = ("auto", "on", "off")
 
 
 def split_list(value: Any) -> list[str]:
@@ -226,6 +228,30 @@ def parse_exports(value: Any) -> tuple[tuple[str, str], ...] | None:
     return tuple(pairs)
 
 
+def parse_repo_id(value: Any) -> str | None:
+    """A Hub dataset id, ``org/name`` (or ``name`` in the token's own namespace); ``off`` is off."""
+    text = str(value).strip()
+    if text.lower() in ("", "none", "off"):
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?", text):
+        raise ValueError(f"invalid dataset id {text!r}; expected ORG/NAME, e.g. my-org/perf-results")
+    return text
+
+
+def parse_progress(value: Any) -> str | float:
+    """``auto``, ``on``, ``off``, or seconds between lines (on)."""
+    text = str(value).strip().lower()
+    if text in PROGRESS:
+        return text
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not (seconds >= 0 and math.isfinite(seconds)):
+        raise ValueError(f"invalid value {value!r}; valid values: {', '.join(PROGRESS)}, or seconds between lines")
+    return seconds
+
+
 def registered_strategy_names() -> tuple[str, ...]:
     from .strategies import registry  # light: no torch at import
 
@@ -325,6 +351,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("results_file", ".llmperf/results.jsonl", parse_optional_path,
            "a JSON line per finished case, written as it finishes, so an interrupted or killed session keeps what "
            "it measured (relative to the rootdir; 'off' disables)", "PATH"),
+    Option("progress", "auto", parse_progress,
+           "a progress line every 10 s while a case runs (round k of n, samples/s so far, the sweep's ETA): 'auto' "
+           "on a terminal and off in CI logs, 'on', 'off', or a number: on, every that many seconds", "MODE"),
     # What the session leaves behind besides pytest-benchmark's files.
     Option("report", None, parse_optional_path,
            "write a report folder at the end of the session: report.md with the tables and figures, the data as "
@@ -332,6 +361,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("export", None, parse_exports,
            f"write results for dashboards at the end of the session: FORMAT=PATH pairs, FORMAT one of "
            f"{', '.join(EXPORT_FORMATS)}", "FORMAT=PATH"),
+    Option("push_to_hub", None, parse_repo_id,
+           "append a row per case to this Hugging Face Hub dataset at the end of the session (needs a network and "
+           "a token with write access, HF_TOKEN)", "ORG/NAME"),
     # Against a stored earlier run (the cross-commit gate).
     Option("baseline", None, parse_optional_text,
            "a saved run (--benchmark-json or autosave file) to compare with", "PATH",

@@ -1,5 +1,6 @@
-"""What a session writes at its end besides the tables: the report folder (``--llmperf-report``) and
-the dashboard exports (``--llmperf-export``), from the session's records as a ``saved.Run``."""
+"""What a session writes at its end besides the tables: the report folder (``--llmperf-report``),
+the dashboard exports (``--llmperf-export``) and the Hub dataset rows (``--llmperf-push-to-hub``),
+from the session's records as a ``saved.Run``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from . import exports, report_folder
+from . import exports, hub, report_folder
 from .saved import Run
 
 
@@ -22,7 +23,7 @@ def session_run(perf_session) -> Run:
 def write_session_outputs(perf_session, rootdir: Path) -> Iterator[tuple[str, bool]]:
     """Write what the options ask for; yields ``(line, ok)`` to print, one per output."""
     settings = perf_session.settings
-    if not settings.report and not settings.export:
+    if not (settings.report or settings.export or settings.push_to_hub):
         return
     run = session_run(perf_session)
     if settings.report:
@@ -40,3 +41,19 @@ def write_session_outputs(perf_session, rootdir: Path) -> Iterator[tuple[str, bo
             yield f"{fmt} export not written: {rootdir / path}: {exc.strerror or exc}", False
         else:
             yield f"{fmt} export: {', '.join(str(p) for p in written)}", True
+    if settings.push_to_hub:
+        try:
+            path = hub.write_rows(run, rootdir / HUB_ROWS)
+        except OSError as exc:
+            yield f"Hub rows not written: {exc.strerror or exc}", False
+            return
+        try:
+            url = hub.upload(path, settings.push_to_hub)
+        except hub.HubError as exc:
+            yield (f"{exc}; the rows are kept in {path}: retry with "
+                   f"`pytest-llmperf push-to-hub {path} {settings.push_to_hub}`"), False
+        else:
+            yield f"pushed {len(run.records)} cases to the Hub dataset {settings.push_to_hub}: {url}", True
+
+
+HUB_ROWS = Path(".llmperf") / "hub"  # the rows of each push, kept locally (relative to the rootdir)

@@ -7,8 +7,10 @@ torch, transformers and datasets are imported only when a perf test runs.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import itertools
+import time
 
 import pytest
 
@@ -16,12 +18,14 @@ from .config import Settings, compile_id
 from .marks import MARKER, MARKER_HELP, marker_kwargs
 from .ordering import in_run_order
 from .options import OPTIONS, THROUGHPUT_THRESHOLDS, benchmark_options_that_do_not_apply, read_options
+from .progress import INTERVAL_S, Sweep
 
 SETTINGS = pytest.StashKey[Settings]()
 SAVED_SCHEMA = 1  # the layout of what pytest-llmperf adds to a saved run
 SESSION = pytest.StashKey[object]()
 PYTEST_SESSION = pytest.StashKey[pytest.Session]()
 DROPPED = pytest.StashKey[list]()  # benchmarks interrupted before their first round ended
+SWEEP = pytest.StashKey[Sweep]()  # the session's perf tests, for the progress line's estimate
 XDIST_UNTIMED = ("llmperf: nothing was timed: pytest-benchmark disables timing under pytest-xdist (-n), so these "
                  "tables show outputs only; time without -n (README: Parallel runs with pytest-xdist)")
 
@@ -53,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
         values, explicit = read_options(lambda dest: config.getoption(f"llmperf_{dest}"), config.getini)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    config.stash[SWEEP] = Sweep()
     settings = config.stash[SETTINGS] = Settings.from_options(
         values, explicit, benchmark_disable_gc=bool(config.getoption("benchmark_disable_gc", False)),
         timer=str(config.getoption("benchmark_timer", None) or "time.perf_counter"))
@@ -60,6 +65,13 @@ def pytest_configure(config: pytest.Config) -> None:
         from .environment import apply_threads
 
         apply_threads(settings.threads)
+    if settings.push_to_hub is not None and not hasattr(config, "workerinput"):  # not after an hour-long sweep
+        from .hub import HubError, require_token
+
+        try:
+            require_token()
+        except HubError as exc:
+            raise pytest.UsageError(str(exc)) from None
     if settings.baseline is not None:  # a bad path is a usage error now, not a failure in every test
         from .baseline import BaselineError, load
 
@@ -140,7 +152,8 @@ def _perf_session(config: pytest.Config):
         settings = config.stash[SETTINGS]
         writes = settings.results_file and not hasattr(config, "workerinput")  # under xdist, the controller
         journal = Journal(config.rootpath / settings.results_file if writes else None, {"rootdir": str(config.rootpath)})
-        config.stash[SESSION] = PerfSession(settings, lambda: from_benchmark_compare(config), journal)
+        config.stash[SESSION] = PerfSession(settings, lambda: from_benchmark_compare(config), journal,
+                                            progress=_progress_writer(config), sweep=config.stash[SWEEP])
     return config.stash[SESSION]
 
 
@@ -248,13 +261,43 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own fixture-based reordering and other plugins'
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     perf_items = [item for item in items if _is_perf_test(item)]
+    config.stash[SWEEP].total = len(perf_items)
     # `llmperf` requests pytest-benchmark's fixture (so --benchmark-only/--benchmark-skip see perf
     # tests), but outputs-only tests never time anything: that is not worth a warning.
     for item in perf_items:
         item.add_marker(pytest.mark.filterwarnings("ignore:Benchmark fixture was not used at all"))
     in_run_order(items, perf_items, (MODEL_PARAM, *MODEL_AXES))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    """How long each perf test took, for the progress line's estimate of the sweep's end."""
+    if not _is_perf_test(item):
+        return (yield)
+    started = time.monotonic()
+    try:
+        return (yield)
+    finally:
+        item.config.stash[SWEEP].finished(time.monotonic() - started)
+
+
+def _progress_writer(config: pytest.Config):
+    """``(write, interval_s)`` for progress lines (``progress.py``): pytest's terminal reporter, with
+    capture suspended as live logging does it; None when progress is off (``auto``: off unless the
+    output is a terminal, and always on an xdist worker, whose output is not the user's terminal)."""
+    mode = config.stash[SETTINGS].progress
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if mode == "off" or reporter is None or hasattr(config, "workerinput") or (mode == "auto" and not reporter.isatty):
+        return None
+    capture = config.pluginmanager.getplugin("capturemanager")
+
+    def write(line: str) -> None:
+        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
+            reporter.write_line(line)
+
+    return write, (mode if isinstance(mode, float) else INTERVAL_S)
 
 
 def _is_perf_test(item: pytest.Item) -> bool:

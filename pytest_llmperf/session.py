@@ -25,10 +25,14 @@ from .workload import Rows, Workload, WorkloadError, check_context, format_workl
 
 
 class PerfSession:
-    def __init__(self, settings: Settings, benchmark_compare_path=lambda: None, journal: Journal | None = None):
+    def __init__(self, settings: Settings, benchmark_compare_path=lambda: None, journal: Journal | None = None,
+                 progress=None, sweep=None):
         """``benchmark_compare_path``: returns the run pytest-benchmark loaded for --benchmark-compare, if any.
-        ``journal``: the results file each finished case is appended to."""
+        ``journal``: the results file each finished case is appended to. ``progress``: where progress
+        lines go and how often, ``(write, interval_s)`` (None: no progress); ``sweep``: the session's
+        perf tests (``progress.Sweep``)."""
         self.settings = settings
+        self.progress, self.sweep = progress, sweep
         self.journal = journal or Journal(None)
         # What the end-of-session tables are made of (report.render, report.render_comparisons): this
         # process's results and comparisons, and under xdist on the controller, its workers'.

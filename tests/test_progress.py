@@ -1,0 +1,70 @@
+"""Progress while a long sweep runs (``progress.py``): round k of n, samples done and samples/s so
+far, the sweep's ETA, through pytest's terminal reporter; on a terminal by default, quiet in CI logs."""
+
+import pytest
+
+from pytest_llmperf.progress import Progress, Sweep, duration
+
+SUITE = '''
+def test_throughput(llmperf, strategy, batch_size):
+    llmperf.benchmark(strategy, batch_size)
+'''
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_line_says_the_round_the_rate_and_the_sweeps_eta_at_most_once_per_interval():
+    lines, clock = [], Clock()
+    sweep = Sweep(total=4, finished_s=[30.0, 50.0])  # two tests done, 40 s each on average
+    progress = Progress(lines.append, "manual bs=16", warmup=1, rounds=3, samples=48, sweep=sweep, interval_s=10,
+                        clock=clock)
+    progress.open()
+    clock.now += 4
+    progress.after_round()  # 4 s in: too soon for a line
+    clock.now += 8
+    progress.after_round()  # 12 s in: one line
+    clock.now += 4
+    progress.after_round()  # 4 s after the last line: none
+    assert lines == ["llmperf: manual bs=16: round 2 of 4 (measured 1/3), 96 samples in 12s, 8.0 samples/s | "
+                     "sweep: test 3 of 4, about 52s left"]  # 2 rounds left at 6 s, then 1 test at 40 s
+
+
+def test_durations_read_as_people_write_them():
+    assert [duration(s) for s in (0.42, 7, 75, 3725)] == ["0.4s", "7.0s", "1m15s", "1h02m"]
+
+
+def test_without_a_finished_test_there_is_no_eta_yet():
+    assert Sweep(total=3).eta_s(10.0) is None
+
+
+def test_on_every_round_with_the_sweep_position(run_suite):
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,2", "--llmperf-warmup=1",
+                       "--llmperf-rounds=2", "--llmperf-progress=0", suite=SUITE)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([  # ([] is a character class in these patterns: "[[]" is a "[")
+        "llmperf: manual bs=1 [[]sdpa-nocompile-float32]: round 1 of 3 (warmup 1/1), 8 samples in *s, * samples/s",
+        "llmperf: manual bs=1 [[]sdpa-nocompile-float32]: round 3 of 3 (measured 2/2), 24 samples in *",
+        "llmperf: manual bs=2 [[]*]: round 1 of 3 (warmup 1/1), * | sweep: test 2 of 2, about * left",
+    ])
+
+
+def test_quiet_by_default_when_the_output_is_not_a_terminal(run_suite):
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", suite=SUITE)
+    result.assert_outcomes(passed=1)
+    assert "round 1 of" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("value", ["sometimes", "-1"])
+def test_a_bad_progress_value_is_a_usage_error(pytester, value):
+    result = pytester.runpytest(f"--llmperf-progress={value}")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"*--llmperf-progress: invalid value '{value}'; valid values: auto, on, off, or "
+                                 "seconds between lines*"])

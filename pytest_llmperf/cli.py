@@ -37,21 +37,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "push-to-hub":
             return _push(args.run, args.repo)
-        targets = [pair for item in args.exports for pair in parse_exports(item)] if args.command == "export" else []
+        targets = [pair for item in args.exports for pair in parse_exports(item) or _no_export(item)] \
+            if args.command == "export" else []
         run = saved.load(args.run)
+        if args.command == "report":
+            written, note = report_folder.write(run, args.out)
+        else:
+            written = [(fmt, exports.write(fmt, run.records, path)) for fmt, path in targets]
     except (ValueError, saved.SavedRunError, hub.HubError) as exc:
-        print(f"pytest-llmperf: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(str(exc))
+    except OSError as exc:
+        return _error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     if args.command == "report":
-        written, note = report_folder.write(run, args.out)
         print(f"pytest-llmperf: report of {len(run.records)} cases in {args.out}: {len(written)} files")
         if note:
             print(f"pytest-llmperf: {note}")
         return 0
-    for fmt, path in targets:
-        written = exports.write(fmt, run.records, path)
-        print(f"pytest-llmperf: {fmt}: {', '.join(map(str, written))}")
+    for fmt, files in written:
+        print(f"pytest-llmperf: {fmt}: {', '.join(map(str, files)) or 'nothing to export, no case was timed'}")
     return 0
+
+
+def _error(message: str) -> int:
+    print(f"pytest-llmperf: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _no_export(item: str):
+    raise ValueError(f"invalid export {item!r}; expected FORMAT=PATH")
 
 
 def _push(run: str, repo: str) -> int:

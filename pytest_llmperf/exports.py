@@ -8,8 +8,8 @@
 * **Bencher** reads the Bencher Metric Format: ``{benchmark: {measure: {value, lower_value?,
   upper_value?}}}``; the measures are named by slug (``tokens-per-second``, ``ttft-p95-ms``...).
 
-Each case exports the metrics of the cross-commit gate (``metrics.METRICS``) that it measured,
-with the spread of its per-round samples as the range.
+Each case (named by its pytest id and the model) exports the metrics of the cross-commit gate
+(``metrics.METRICS``) that it measured, with the spread of its per-round samples as the range.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .metrics import METRICS
 from .options import EXPORT_FORMATS as FORMATS
-from .saved import case_name
+from .saved import case_name, latest
 
 
 def _measured(record: dict):
@@ -34,10 +34,10 @@ def _measured(record: dict):
 def github_action_benchmark(records: list[dict]) -> dict[str, list[dict]]:
     """``{"customBiggerIsBetter": [...], "customSmallerIsBetter": [...]}``."""
     files: dict[str, list[dict]] = {"customBiggerIsBetter": [], "customSmallerIsBetter": []}
-    for record in records:
+    for record in latest(records):
         info = record["extra_info"]
         for metric, value, samples in _measured(record):
-            entry = {"name": f"{case_name(record)} {metric.label}", "value": value, "unit": metric.unit}
+            entry = {"name": f"{series(record)} {metric.label}", "value": value, "unit": metric.unit}
             if samples:
                 entry["range"] = f"{min(samples):.4g} to {max(samples):.4g} over {len(samples)} rounds"
             entry["extra"] = (f"model: {info['model']}\ndevice: {info['device']}\ndtype: {info['dtype']}\n"
@@ -54,7 +54,7 @@ def measure_slug(metric) -> str:
 def bencher(records: list[dict]) -> dict[str, dict]:
     """The Bencher Metric Format, one benchmark per case."""
     document: dict[str, dict] = {}
-    for record in records:
+    for record in latest(records):
         measures = {}
         for metric, value, samples in _measured(record):
             measure = {"value": value}
@@ -62,23 +62,33 @@ def bencher(records: list[dict]) -> dict[str, dict]:
                 measure.update(lower_value=float(min(samples)), upper_value=float(max(samples)))
             measures[measure_slug(metric)] = measure
         if measures:
-            document[case_name(record)] = measures
+            document[series(record)] = measures
     return document
 
 
+def series(record: dict) -> str:
+    """A dashboard's name for a case: its pytest id and the model, so another model starts another series."""
+    return f"{case_name(record)} @ {record['extra_info']['model']}"
+
+
 def write(fmt: str, records: list[dict], path: str | Path) -> list[Path]:
-    """Write ``fmt`` for ``records`` at ``path``; the files written."""
+    """Write ``fmt`` for ``records`` at ``path``; the files written. A file with nothing in it is not
+    written (github-action-benchmark fails its step on an empty one): no file means nothing measured."""
     path = Path(path)
     if fmt == "github-action-benchmark":
-        path.mkdir(parents=True, exist_ok=True)
         written = []
         for tool, entries in github_action_benchmark(records).items():
-            target = path / f"{tool}.json"
-            target.write_text(json.dumps(entries, indent=1) + "\n", encoding="utf-8")
-            written.append(target)
+            if entries:
+                path.mkdir(parents=True, exist_ok=True)
+                target = path / f"{tool}.json"
+                target.write_text(json.dumps(entries, indent=1) + "\n", encoding="utf-8")
+                written.append(target)
         return written
     if fmt == "bencher":
+        document = bencher(records)
+        if not document:
+            return []
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(bencher(records), indent=1) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
         return [path]
     raise ValueError(f"unknown export format {fmt!r}; valid formats: {', '.join(FORMATS)}")

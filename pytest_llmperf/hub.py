@@ -4,7 +4,8 @@ they can be tracked across commits and machines (``--llmperf-push-to-hub ORG/NAM
 Each run adds one JSON Lines file, ``runs/<date>/<run id>.jsonl``, one row per case: the run id,
 a timestamp, the case's pytest id, the commit (pytest-benchmark's ``commit_info``), the environment
 fingerprint (``machine_info["llmperf"]``: hardware and software) and every ``extra_info`` field,
-which include the identity and cause digests. Appending files, never rewriting one, keeps
+which include the identity and cause digests; nested values are JSON strings, so every file has
+the same flat columns. Appending files, never rewriting one, keeps
 concurrent CI jobs from overwriting each other; ``datasets.load_dataset("ORG/NAME")`` reads them
 all as one table.
 
@@ -20,7 +21,7 @@ import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .saved import Run, case_name
+from .saved import Run, case_name, latest
 
 
 class HubError(Exception):
@@ -39,10 +40,14 @@ def require_token() -> str:
 
 
 def rows(run: Run, run_id: str, timestamp: str) -> list[dict]:
+    """One row per case. Every nested value (the commit, the environment, identity, causes, per-round
+    lists...) is a JSON string, so every file of every run has the same flat, scalar columns and the
+    dataset loads as one table whatever each run measured."""
     environment = (run.machine_info or {}).get("llmperf")
-    return [{"run_id": run_id, "timestamp": timestamp, "case": case_name(record), "test": record["test"],
-             "commit": run.commit_info or None, "environment": environment, **record["extra_info"]}
-            for record in run.records]
+    return [{key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in {
+        "run_id": run_id, "timestamp": timestamp, "case": case_name(record), "test": record["test"],
+        "commit": run.commit_info or None, "environment": environment, **record["extra_info"]}.items()}
+        for record in latest(run.records)]
 
 
 def write_rows(run: Run, folder: Path) -> Path:
@@ -72,13 +77,14 @@ def upload(path: Path, repo_id: str) -> str:
     from huggingface_hub.errors import HfHubHTTPError
 
     token = require_token()
-    date = path.stem[:8]
-    in_repo = f"runs/{date[:4]}-{date[4:6]}-{date[6:8]}/{path.name}"
-    rows_count = sum(1 for _ in path.open(encoding="utf-8"))
+    with path.open(encoding="utf-8") as handle:
+        first = json.loads(handle.readline())
+        rows_count = 1 + sum(1 for _ in handle)
+    in_repo = f"runs/{first['timestamp'][:10]}/{first['run_id']}.jsonl"
     try:
         commit = HfApi(token=token).create_commit(
             repo_id, operations=[CommitOperationAdd(in_repo, str(path))], repo_type="dataset",
-            commit_message=f"pytest-llmperf: {rows_count} cases ({path.stem})")
+            commit_message=f"pytest-llmperf: {rows_count} cases ({first['run_id']})")
     except HfHubHTTPError as exc:
         raise HubError(f"upload to {repo_id} failed: {str(exc).splitlines()[0]}") from None
     except Exception as exc:  # offline mode, no connection...

@@ -218,7 +218,8 @@ def parse_exports(value: Any) -> tuple[tuple[str, str], ...] | None:
     if str(value).strip().lower() in ("", "none", "off"):
         return None
     pairs = []
-    for item in split_list(value):
+    items = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
+    for item in (item.strip() for item in items if item.strip()):  # commas only: a path may hold spaces
         fmt, equals, path = item.partition("=")
         if not equals or not path:
             raise ValueError(f"invalid export {item!r}; expected FORMAT=PATH, FORMAT one of: {', '.join(EXPORT_FORMATS)}")
@@ -356,11 +357,11 @@ OPTIONS: tuple[Option, ...] = (
            "on a terminal and off in CI logs, 'on', 'off', or a number: on, every that many seconds", "MODE"),
     # What the session leaves behind besides pytest-benchmark's files.
     Option("report", None, parse_optional_path,
-           "write a report folder at the end of the session: report.md with the tables and figures, the data as "
-           "CSV and JSON lines, and the figures (with the 'report' extra)", "DIR"),
+           "write a report folder at the end of the session (relative to the rootdir): report.md with the tables "
+           "and figures, the data as CSV and JSON lines, and the figures (with the 'report' extra)", "DIR"),
     Option("export", None, parse_exports,
-           f"write results for dashboards at the end of the session: FORMAT=PATH pairs, FORMAT one of "
-           f"{', '.join(EXPORT_FORMATS)}", "FORMAT=PATH"),
+           f"write results for dashboards at the end of the session: FORMAT=PATH pairs (comma-separated, paths "
+           f"relative to the rootdir), FORMAT one of {', '.join(EXPORT_FORMATS)}", "FORMAT=PATH"),
     Option("push_to_hub", None, parse_repo_id,
            "append a row per case to this Hugging Face Hub dataset at the end of the session (needs a network and "
            "a token with write access, HF_TOKEN)", "ORG/NAME"),

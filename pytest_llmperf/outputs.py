@@ -30,22 +30,25 @@ def write_session_outputs(perf_session, rootdir: Path) -> Iterator[tuple[str, bo
         folder = rootdir / settings.report
         try:
             written, note = report_folder.write(run, folder)
-        except OSError as exc:
-            yield f"report not written: {folder}: {exc.strerror or exc}", False
+        except Exception as exc:  # a full disk, a figure matplotlib refuses: one line, the rest still written
+            yield f"report not written: {folder}: {_reason(exc)}", False
         else:
             yield f"report {folder} ({len(written)} files){f'; {note}' if note else ''}", True
     for fmt, path in settings.export or ():
         try:
             written = exports.write(fmt, run.records, rootdir / path)
-        except OSError as exc:
-            yield f"{fmt} export not written: {rootdir / path}: {exc.strerror or exc}", False
+        except Exception as exc:
+            yield f"{fmt} export not written: {rootdir / path}: {_reason(exc)}", False
         else:
-            yield f"{fmt} export: {', '.join(str(p) for p in written)}", True
+            if written:
+                yield f"{fmt} export: {', '.join(str(p) for p in written)}", True
+            else:
+                yield f"{fmt} export: nothing to export, no case was timed (nothing written)", False
     if settings.push_to_hub:
         try:
             path = hub.write_rows(run, rootdir / HUB_ROWS)
-        except OSError as exc:
-            yield f"Hub rows not written: {exc.strerror or exc}", False
+        except Exception as exc:
+            yield f"Hub rows not written: {_reason(exc)}", False
             return
         try:
             url = hub.upload(path, settings.push_to_hub)
@@ -54,6 +57,12 @@ def write_session_outputs(perf_session, rootdir: Path) -> Iterator[tuple[str, bo
                    f"`pytest-llmperf push-to-hub {path} {settings.push_to_hub}`"), False
         else:
             yield f"pushed {len(run.records)} cases to the Hub dataset {settings.push_to_hub}: {url}", True
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return f"{type(exc).__name__}: {exc}"
 
 
 HUB_ROWS = Path(".llmperf") / "hub"  # the rows of each push, kept locally (relative to the rootdir)

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from statistics import median
 
+from .saved import config_id
+
 MATPLOTLIB_MISSING = "plots need matplotlib: pip install pytest-llmperf[report]"
 COLORS = ("#3b75af", "#ef8636", "#519e3e", "#8d69b8", "#84584e", "#d57dbf", "#7f7f7f")
 CHANGED = "#c0392b"
@@ -64,7 +66,7 @@ def draw_all(records: list[dict], folder: Path) -> list[Path]:
     written: list[Path] = []
     for config, rows in _by_config([r for r in records if r["timed"]]).items():
         strategies: dict[str, list[dict]] = {}
-        for row in sorted(rows, key=lambda r: (r["extra_info"]["batch_size_search"] is not None,
+        for row in sorted(rows, key=lambda r: (r["extra_info"].get("batch_size_search") is not None,
                                                r["extra_info"]["batch_size"])):
             strategies.setdefault(row["extra_info"]["strategy"], []).append(row["extra_info"])
         for strategy, infos in strategies.items():
@@ -84,7 +86,7 @@ def _by_config(records: list[dict]) -> dict[str, list[dict]]:
     groups: dict[str, dict[tuple, dict]] = {}
     for record in records:
         info = record["extra_info"]
-        key = f"{slug(info['model'].rsplit('/', 1)[-1])}-{info['config']}"
+        key = f"{slug(info['model'].rsplit('/', 1)[-1])}-{config_id(info)}"
         groups.setdefault(key, {})[(info["strategy"], info["batch_size"], bool(info.get("batch_size_search")))] = record
     return {key: list(rows.values()) for key, rows in groups.items()}
 

@@ -62,14 +62,17 @@ class Progress(Instrument):
     def after_round(self, generations=None) -> None:
         self._done += 1
         now = self._clock()
-        if now - self._shown < self._interval_s:
-            return None
+        if now - self._shown < self._interval_s or self._done > self._warmup + self._rounds:
+            return None  # (--benchmark-cprofile runs one more call after the rounds)
         self._shown = now
-        self._write(self.line(now))
+        try:
+            self._write(self.line(now))
+        except Exception:  # a closed terminal: progress is never worth failing a measured case
+            pass
         return None
 
     def line(self, now: float) -> str:
-        elapsed = now - self._started
+        elapsed = max(now - self._started, 1e-9)
         total = self._warmup + self._rounds
         phase = (f"warmup {self._done}/{self._warmup}" if self._done <= self._warmup
                  else f"measured {self._done - self._warmup}/{self._rounds}")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from . import plots
 from .report import github_summary, render
-from .saved import Run, case_name
+from .saved import Run, case_name, latest
 
 
 def rows(run: Run) -> list[dict]:
     """One row per case: ``case`` (its pytest id) and its ``extra_info`` fields as saved."""
-    return [{"case": case_name(record), **record["extra_info"]} for record in run.records]
+    return [{"case": case_name(record), **record["extra_info"]} for record in latest(run.records)]
 
 
 def write(run: Run, folder: str | Path) -> tuple[list[Path], str]:

@@ -36,9 +36,9 @@ def load(path: str | Path) -> Run:
     if path.suffix == ".jsonl":
         from .journal import read
 
-        _, cases = read(path)
+        header, cases = read(path)
         records = [{key: case.get(key) for key in ("test", "timed", "extra_info", "output_ids")} for case in cases]
-        return _checked(Run(records, source=str(path)), path)
+        return _checked(Run(records, datetime=header.get("started"), source=str(path)), path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -53,7 +53,7 @@ def load(path: str | Path) -> Run:
 
 def _record(bench: dict) -> dict:
     info = bench["extra_info"]
-    return {"test": bench.get("fullname", bench.get("name", "")).split("[")[0],
+    return {"test": bench.get("fullname", bench.get("name", "")).split("[")[0],  # the node id, as records have it
             "timed": info.get("tokens_per_s") is not None, "extra_info": info, "output_ids": None}
 
 
@@ -63,8 +63,23 @@ def _checked(run: Run, path: Path) -> Run:
     return run
 
 
+def config_id(info: dict) -> str:
+    """The configuration's id (``sdpa-nocompile-float32``), also for runs saved before it was stored."""
+    from .config import compile_id
+
+    return info.get("config") or f"{info['attn_implementation']}-{compile_id(info['compile_mode'])}-{info['dtype']}"
+
+
 def case_name(record: dict) -> str:
-    """A case's name as pytest writes its id: ``test_throughput[sdpa-nocompile-float32-manual-bs16]``."""
+    """A case's pytest node id: ``perf_tests/test_inference.py::test_throughput[sdpa-nocompile-float32-manual-bs16]``."""
     info = record["extra_info"]
     size = "max" if info.get("batch_size_search") else info["batch_size"]
-    return f"{record['test'].rsplit('::', 1)[-1]}[{info['config']}-{info['strategy']}-bs{size}]"
+    return f"{record['test']}[{config_id(info)}-{info['strategy']}-bs{size}]"
+
+
+def latest(records: list[dict]) -> list[dict]:
+    """Each case once (per test and model), the last run of it: a dashboard series or a data row per case."""
+    kept: dict[tuple, dict] = {}
+    for record in records:
+        kept[(record["extra_info"]["model"], case_name(record))] = record
+    return list(kept.values())

@@ -3,6 +3,7 @@ endpoint (``HF_ENDPOINT``) that answers as the Hub's upload API does and records
 The real Hub cannot be reached here: the upload to huggingface.co itself has not been exercised."""
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -51,14 +52,33 @@ class HubRecorder(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def hub_endpoint():
+@contextlib.contextmanager
+def recording_hub():
     server = ThreadingHTTPServer(("127.0.0.1", 0), HubRecorder)
     server.received, server.url = [], f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield server
-    server.shutdown()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def hub_endpoint():
+    with recording_hub() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory):
+    """A timed session that pushed its rows to the recording endpoint: (folder, stdout, requests, url)."""
+    folder = tmp_path_factory.mktemp("pushed")
+    (folder / "test_perf.py").write_text(SUITE)
+    with recording_hub() as hub:
+        result = run([*RUN, "--llmperf-push-to-hub=org/perf", "--benchmark-json=bench.json"], folder, hub.url)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    return folder, result.stdout, hub.received, hub.url
 
 
 def run(args, cwd, endpoint, token="hf_test_token", command=(sys.executable, "-m", "pytest")):
@@ -78,28 +98,27 @@ def committed_rows(body: bytes) -> tuple[str, list[dict]]:
     return file["path"], [json.loads(row) for row in content.splitlines()]
 
 
-def test_a_session_appends_its_rows_to_the_dataset(tmp_path, hub_endpoint):
-    (tmp_path / "test_perf.py").write_text(SUITE)
-    result = run([*RUN, "--llmperf-push-to-hub=org/perf", "--benchmark-json=bench.json"], tmp_path, hub_endpoint.url)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+def test_a_session_appends_its_rows_to_the_dataset(pushed):
+    folder, stdout, received, url = pushed
     # the two calls of an upload, and nothing else of the session reached the Hub (huggingface_hub's
     # client fetches its agent-harness registry on its own, best effort)
-    calls = [(method, path) for method, path, _, _ in hub_endpoint.received if path != HARNESS_REGISTRY]
+    calls = [(method, path) for method, path, _, _ in received if path != HARNESS_REGISTRY]
     assert calls == [("POST", "/api/datasets/org/perf/preupload/main"), ("POST", "/api/datasets/org/perf/commit/main")]
-    posts = [request for request in hub_endpoint.received if request[0] == "POST"]
+    posts = [request for request in received if request[0] == "POST"]
     assert all(auth == "Bearer hf_test_token" for _, _, auth, _ in posts)
     path, rows = committed_rows(posts[1][3])
-    (local,) = (tmp_path / ".llmperf" / "hub").glob("*.jsonl")
-    assert path == f"runs/{local.name[:4]}-{local.name[4:6]}-{local.name[6:8]}/{local.name}"
+    (local,) = (folder / ".llmperf" / "hub").glob("*.jsonl")
+    assert path == f"runs/{rows[0]['timestamp'][:10]}/{rows[0]['run_id']}.jsonl" and local.stem == rows[0]["run_id"]
     assert rows == [json.loads(line) for line in local.read_text().splitlines()]
-    saved = {bench["name"]: bench["extra_info"] for bench in json.loads((tmp_path / "bench.json").read_text())["benchmarks"]}
+    saved = {bench["fullname"]: bench["extra_info"] for bench in json.loads((folder / "bench.json").read_text())["benchmarks"]}
     assert {row["case"] for row in rows} == set(saved) and len({row["run_id"] for row in rows}) == 1
-    for row in rows:
-        assert {key: row[key] for key in saved[row["case"]]} == saved[row["case"]]  # every extra_info field
-        assert row["identity"] and row["causes"] and row["timestamp"] and "commit" in row
-        assert row["environment"]["hardware"]["device_type"] == "cpu"
-    assert f"llmperf: pushed 2 cases to the Hub dataset org/perf: {hub_endpoint.url}/datasets/org/perf/commit/abc123" \
-        in result.stdout
+    for row in rows:  # every extra_info field; nested ones as JSON strings
+        decoded = {key: json.loads(row[key]) if isinstance(saved[row["case"]][key], (dict, list)) else row[key]
+                   for key in saved[row["case"]]}
+        assert decoded == saved[row["case"]]
+        assert row["timestamp"] and "commit" in row and json.loads(row["identity"])["strategy"] == "manual"
+        assert json.loads(row["environment"])["hardware"]["device_type"] == "cpu"
+    assert f"llmperf: pushed 2 cases to the Hub dataset org/perf: {url}/datasets/org/perf/commit/abc123" in stdout
 
 
 def test_without_a_token_nothing_runs_and_the_error_says_what_to_set(tmp_path, hub_endpoint):
@@ -113,7 +132,7 @@ def test_without_a_token_nothing_runs_and_the_error_says_what_to_set(tmp_path, h
 def test_a_failed_upload_keeps_the_rows_and_says_how_to_retry(tmp_path, hub_endpoint):
     (tmp_path / "test_perf.py").write_text(SUITE)
     unreachable = "http://127.0.0.1:9"  # discard port: refused
-    result = run([*RUN, "--llmperf-push-to-hub=org/perf"], tmp_path, unreachable)
+    result = run([*RUN, "--llmperf-push-to-hub=org/perf", "--benchmark-disable"], tmp_path, unreachable)
     assert result.returncode == 0, result.stdout[-3000:]
     (kept,) = (tmp_path / ".llmperf" / "hub").glob("*.jsonl")
     line = next(line for line in result.stdout.splitlines() if "upload to org/perf failed" in line)
@@ -123,6 +142,21 @@ def test_a_failed_upload_keeps_the_rows_and_says_how_to_retry(tmp_path, hub_endp
     assert retry.returncode == 0, retry.stderr
     _, rows = committed_rows([r for r in hub_endpoint.received if r[0] == "POST"][-1][3])
     assert rows == [json.loads(row) for row in kept.read_text().splitlines()]
+
+
+def test_the_files_of_different_runs_load_as_one_dataset(pushed, tmp_path, hub_endpoint):
+    """A timed run and an untimed one (whose timing, memory and latency fields are all null) read
+    together, as ``datasets.load_dataset`` reads the dataset repo's files."""
+    import datasets
+
+    (tmp_path / "test_perf.py").write_text(SUITE)
+    run([*RUN, "--llmperf-push-to-hub=org/perf", "--benchmark-disable"], tmp_path, hub_endpoint.url)
+    (timed,) = (pushed[0] / ".llmperf" / "hub").glob("*.jsonl")
+    (untimed,) = (tmp_path / ".llmperf" / "hub").glob("*.jsonl")
+    table = datasets.load_dataset("json", data_files=[str(timed), str(untimed)], split="train",
+                                  cache_dir=str(tmp_path / "cache"))
+    assert table.num_rows == 4 and len(set(table["run_id"])) == 2
+    assert sorted(value is None for value in table["tokens_per_s"]) == [False, False, True, True]
 
 
 def test_a_bad_dataset_id_is_a_usage_error(pytester):

@@ -32,7 +32,7 @@ def console_script(*args, cwd, block_matplotlib=False):
 
 
 def saved_infos(path: Path) -> dict:
-    return {bench["name"]: bench["extra_info"] for bench in json.loads(path.read_text())["benchmarks"]}
+    return {bench["fullname"]: bench["extra_info"] for bench in json.loads(path.read_text())["benchmarks"]}
 
 
 @pytest.fixture(scope="module")
@@ -111,11 +111,11 @@ def test_the_exports_parse_as_their_tools_read_them_and_carry_every_case(session
         assert all(isinstance(entry[key], GAB_FIELDS[key]) for key in entry), entry
     names = [entry["name"] for entry in bigger + smaller]
     assert len(names) == len(set(names))  # one series per name
-    assert {name.rsplit(" ", 1)[0] for name in names if name.endswith(" tokens/s")} == cases
+    assert {name.removesuffix(" @ builtin tokens/s") for name in names if name.endswith(" tokens/s")} == cases
     assert {entry["unit"] for entry in bigger} == {"tokens/s", "samples/s"}
     assert {"ms", "MB"} <= {entry["unit"] for entry in smaller}
     bmf = json.loads((folder / "dashboards/bencher.json").read_text())
-    assert set(bmf) == cases
+    assert set(bmf) == {f"{case} @ builtin" for case in cases}
     for measures in bmf.values():
         assert {"tokens-per-second", "samples-per-second", "ttft-ms-p95", "peak-memory-mb"} <= set(measures)
         for measure in measures.values():
@@ -144,6 +144,14 @@ def test_the_console_script_says_what_is_wrong_in_one_line(session_with_a_report
     result = console_script(*args, cwd=folder)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and len(result.stderr.splitlines()) == 1
+
+
+def test_an_untimed_run_exports_nothing_and_says_so(run_suite):
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--benchmark-disable",
+                       "--llmperf-export=github-action-benchmark=gab,bencher=b.json", suite=SUITE)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["llmperf: github-action-benchmark export: nothing to export, no case was timed "
+                                 "(nothing written)", "llmperf: bencher export: nothing to export, *"])
 
 
 def test_a_bad_export_option_is_a_usage_error(pytester):

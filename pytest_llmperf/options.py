@@ -26,6 +26,11 @@ LATENCY_PERCENTILES = ("p50", "p90", "p95", "p99")
 PROGRESS = ("auto", "on", "off")
 
 
+def is_off(value: Any) -> bool:
+    """An empty value, ``none`` or ``off``: the option is switched off."""
+    return str(value).strip().lower() in ("", "none", "off")
+
+
 def split_list(value: Any) -> list[str]:
     """``"1,4, 16"`` / ``"1 4 16"`` / ``[1, 4]`` -> ``["1", "4", "16"]``."""
     if isinstance(value, (list, tuple)):
@@ -111,7 +116,7 @@ def parse_num_samples(value: Any) -> int | None:
 def parse_fraction_or_rate(upper: float | None) -> Callable[[Any], float | None]:
     def parse(value: Any) -> float | None:
         text = str(value).strip().lower()
-        if text in ("", "none", "off"):
+        if is_off(text):
             return None
         try:
             number = float(text)
@@ -169,7 +174,7 @@ def parse_ceilings(unit: str, example: str) -> Callable[[Any], dict | None]:
     number or a ``{batch size: value}`` dict from a marker. ``off`` switches it off."""
 
     def parse(value: Any) -> dict | None:
-        if str(value).strip().lower() in ("", "none", "off"):
+        if is_off(value):
             return None
         ceilings: dict = {}
         for key, raw in keyed_items(value if isinstance(value, dict) else str(value)):
@@ -207,7 +212,7 @@ def parse_optional_text(value: Any) -> str | None:
 
 def parse_optional_path(value: Any) -> str | None:
     text = str(value).strip()
-    return None if text.lower() in ("", "none", "off") else text
+    return None if is_off(text) else text
 
 
 EXPORT_FORMATS = ("github-action-benchmark", "bencher")  # exports.py writes them
@@ -215,7 +220,7 @@ EXPORT_FORMATS = ("github-action-benchmark", "bencher")  # exports.py writes the
 
 def parse_exports(value: Any) -> tuple[tuple[str, str], ...] | None:
     """``github-action-benchmark=bench/,bencher=bencher.json`` -> ``(("github-action-benchmark", "bench/"), ...)``."""
-    if str(value).strip().lower() in ("", "none", "off"):
+    if is_off(value):
         return None
     pairs = []
     items = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
@@ -232,7 +237,7 @@ def parse_exports(value: Any) -> tuple[tuple[str, str], ...] | None:
 def parse_repo_id(value: Any) -> str | None:
     """A Hub dataset id, ``org/name`` (or ``name`` in the token's own namespace); ``off`` is off."""
     text = str(value).strip()
-    if text.lower() in ("", "none", "off"):
+    if is_off(text):
         return None
     if not re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?", text):
         raise ValueError(f"invalid dataset id {text!r}; expected ORG/NAME, e.g. my-org/perf-results")

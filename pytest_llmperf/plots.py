@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 from statistics import median
 
+from .report import batch_size_label
 from .saved import config_id
 
 MATPLOTLIB_MISSING = "plots need matplotlib: pip install pytest-llmperf[report]"
@@ -50,10 +51,6 @@ def slug(text: str) -> str:
 def title(info: dict, what: str) -> str:
     return (f"{what}\n{info['model']} on {info['device']} | {info['dtype']}, attn {info['attn_implementation']}, "
             f"compile {info['compile_mode']} | {info['num_samples']} samples, max_new_tokens {info['max_new_tokens']}")
-
-
-def _size(info: dict) -> str:
-    return f"{info['batch_size']} (max)" if info.get("batch_size_search") else str(info["batch_size"])
 
 
 def _differ(info: dict) -> int:
@@ -93,7 +90,7 @@ def _by_config(records: list[dict]) -> dict[str, list[dict]]:
 
 def _tutorial(plt, infos: list[dict], path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.4))
-    labels = [_size(info) for info in infos]
+    labels = [batch_size_label(info) for info in infos]
     times = [median(info["round_s"]) for info in infos]
     rates = [info["samples_per_s"] for info in infos]
     colors = [CHANGED if _differ(info) else COLORS[0] for info in infos]
@@ -125,10 +122,10 @@ def _tutorial(plt, infos: list[dict], path: Path) -> Path:
 
 
 def _grouped(axis, strategies: dict[str, list[dict]], value, fmt=lambda v: f"{v:.3g}") -> None:
-    sizes = sorted({_size(info) for infos in strategies.values() for info in infos}, key=_size_order)
+    sizes = sorted({batch_size_label(info) for infos in strategies.values() for info in infos}, key=_size_order)
     width = 0.8 / len(strategies)
     for k, (strategy, infos) in enumerate(strategies.items()):
-        by_size = {_size(info): info for info in infos}
+        by_size = {batch_size_label(info): info for info in infos}
         xs = [i + (k - (len(strategies) - 1) / 2) * width for i, size in enumerate(sizes) if size in by_size]
         values = [value(by_size[size]) for size in sizes if size in by_size]
         bars = axis.bar(xs, values, width, label=strategy, color=COLORS[k % len(COLORS)])
@@ -176,7 +173,7 @@ def _quality(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
 def _latency_throughput(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
     fig, axis = plt.subplots(figsize=(9, 6))
     for k, (strategy, infos) in enumerate(strategies.items()):
-        points = [(info["e2e_ms_p95"], info["tokens_per_s"], _size(info)) for info in infos
+        points = [(info["e2e_ms_p95"], info["tokens_per_s"], batch_size_label(info)) for info in infos
                   if info.get("e2e_ms_p95") is not None]
         if not points:
             continue

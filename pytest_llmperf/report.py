@@ -35,7 +35,8 @@ def render(records: list[dict]) -> str:
         tables.append(_table(ordered))
         if any(r["timed"] for r in ordered):
             tables.append(_second_table(ordered))
-    return "\n\n".join(tables + ["\n".join(_telemetry_lines(records))] if _telemetry_lines(records) else tables)
+    unavailable = _telemetry_lines(records)
+    return "\n\n".join([*tables, "\n".join(unavailable)] if unavailable else tables)
 
 
 def _rows(records: list[dict]) -> list[dict]:
@@ -76,7 +77,7 @@ def _second_table(ordered: list[dict]) -> str:
     optional = {"reserved (CUDA)": "peak_memory_reserved_mb", "energy/token": "energy_per_token_j"}
     shown = {header: cell for header, cell in columns.items()
              if header not in optional or any(info.get(optional[header]) is not None for info in infos)}
-    body = [[*([r["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []), _batch_size(r["extra_info"]),
+    body = [[*([r["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []), batch_size_label(r["extra_info"]),
              r["extra_info"]["strategy"], *(cell(r["extra_info"]) for cell in shown.values())] for r in timed]
     headers = (("test",) if len(tests) > 1 else ()) + ("batch size", "strategy", *shown)
     widths = _widths(headers, body)
@@ -99,7 +100,8 @@ def _telemetry_lines(records: list[dict]) -> list[str]:
     return [f"GPU telemetry and energy: {reason}" for reason in unavailable]
 
 
-def _batch_size(info: dict) -> str:
+def batch_size_label(info: dict) -> str:
+    """``16``, or ``24 (max)`` for the largest batch size that fits."""
     return f"{info['batch_size']} (max)" if info.get("batch_size_search") else str(info["batch_size"])
 
 
@@ -118,7 +120,7 @@ def _table(ordered: list[dict]) -> str:
         timed = record["timed"]
         body.append([
             *([record["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []),
-            _batch_size(info),
+            batch_size_label(info),
             info["strategy"],
             f"{round(info['length_match_to_bs1'] * info['num_samples'])}/{info['num_samples']}",
             f"{info['similarity_to_bs1']:.3f}",

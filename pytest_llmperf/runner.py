@@ -84,15 +84,15 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
     if known is not None:
         raise Unsupported(known.skip_reason(batch_size))
     conditions = {**environment.conditions(), "timer": settings.timer}
+    warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
     telemetry = session.telemetry(target) if benchmark is not None else None
     progress = None
     if session.progress is not None and benchmark is not None:
         write, interval_s = session.progress
-        progress = Progress(write, f"{strategy_name} bs={batch_size} [{target.spec.id}]",
-                            warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none"),
-                            settings.rounds, prompts, session.sweep, interval_s)
+        progress = Progress(write, f"{strategy_name} bs={batch_size} [{target.spec.id}]", warmup, settings.rounds,
+                            prompts, session.sweep, interval_s)
     rounds, oom = memory.guarded(lambda: _rounds(target, workload, strategy_name, batch_size, benchmark, settings,
-                                                 telemetry, progress),
+                                                 warmup, telemetry, progress),
                                  target.device, strategy_name, batch_size, test)
     if oom is not None:
         session.record_out_of_memory(target.spec, workload.spec, oom)
@@ -133,13 +133,13 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
 
 
 def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int, benchmark, settings,
-            telemetry=None, progress=None):
-    """``(generations, timing)``: timed through ``benchmark`` when given, else one untimed round.
-    ``telemetry``: the device's ``telemetry.Source``; ``progress``: a ``progress.Progress``, outermost."""
+            warmup: int, telemetry=None, progress=None):
+    """``(generations, timing)``: timed through ``benchmark`` when given (after ``warmup`` rounds), else
+    one untimed round. ``telemetry``: the device's ``telemetry.Source``; ``progress``: a
+    ``progress.Progress``, outermost."""
     if benchmark is None:
         return generate_once(target, workload, strategy_name, batch_size), None
     with prepared(target, workload, strategy_name, batch_size) as (one_round, ctx):
-        warmup = warmup_rounds(settings.warmup, compiled=target.spec.compile_mode != "none")
         instruments = round_instruments(target, settings.gc, settings.benchmark_disable_gc, telemetry)
         instruments = ((progress,) if progress is not None else ()) + instruments
         instruments += (Latency(ctx.latency, strategy_name, latency_mode(settings.latency, target.device),

@@ -21,13 +21,13 @@ import resource
 import time
 from statistics import median
 
-from pytest_llmperf.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
-from pytest_llmperf.config import ModelSpec, WorkloadSpec
-from pytest_llmperf.loading import load
-from pytest_llmperf.options import BUILTIN
+from pytest_llmperf.model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
+from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
+from pytest_llmperf.model.loading import load
+from pytest_llmperf.settings.options import BUILTIN
 from pytest_llmperf.strategies.base import RunContext
 from pytest_llmperf.strategies.continuous import ContinuousStrategy, workload_sized_blocks
-from pytest_llmperf.workload import format_workload, load_rows
+from pytest_llmperf.model.workload import format_workload, load_rows
 
 
 class DefaultSizing(ContinuousStrategy):

@@ -20,12 +20,12 @@ import argparse
 import time
 from statistics import median
 
-from pytest_llmperf.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
-from pytest_llmperf.config import ModelSpec, WorkloadSpec
-from pytest_llmperf.loading import load
-from pytest_llmperf.options import BUILTIN
-from pytest_llmperf.runner import prepared, round_instruments
-from pytest_llmperf.workload import format_workload, load_rows
+from pytest_llmperf.model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
+from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
+from pytest_llmperf.model.loading import load
+from pytest_llmperf.settings.options import BUILTIN
+from pytest_llmperf.run.runner import prepared, round_instruments
+from pytest_llmperf.model.workload import format_workload, load_rows
 
 
 def main() -> None:

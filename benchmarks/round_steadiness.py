@@ -14,7 +14,7 @@ import argparse
 import json
 from statistics import median
 
-from pytest_llmperf.stats import steadiness
+from pytest_llmperf.measure.stats import steadiness
 
 
 def case_name(bench: dict) -> str:

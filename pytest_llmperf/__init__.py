@@ -6,7 +6,7 @@ Public API for custom strategies (importing it loads nothing heavy)::
 """
 
 from .strategies.base import Generation, Generations, RunContext, Strategy
-from .strategies.registry import register_strategy
+from .settings.registry import register_strategy
 
 __all__ = ["Generation", "Generations", "RunContext", "Strategy", "register_strategy"]
 __version__ = "0.1.0"

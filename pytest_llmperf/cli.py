@@ -15,9 +15,9 @@ import sys
 
 from pathlib import Path
 
-from . import exports, hub, report_folder, saved
-from .options import parse_exports, parse_repo_id
-from .outputs import HUB_ROWS
+from .output import exports, hub, report_folder, saved
+from .settings.options import parse_exports, parse_repo_id
+from .output.writers import HUB_ROWS
 
 
 def main(argv: list[str] | None = None) -> int:

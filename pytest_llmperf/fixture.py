@@ -16,17 +16,17 @@ import warnings
 
 import pytest
 
-from . import runner
-from .config import ModelSpec, TestSettings
-from .baseline import BaselineError
-from .gates import GateReport, check, speedup_gate
-from .latency import LatencyError
-from .report import junit_properties
-from .loading import LoadError, UnsupportedCombination
-from .options import MAX_BATCH, MAX_BATCH_ALIASES
-from .results import RunResult
-from .session import PerfSession
-from .workload import WorkloadError
+from .run import runner
+from .settings.config import ModelSpec, TestSettings
+from .verdicts.baseline import BaselineError
+from .verdicts.gates import GateReport, check, speedup_gate
+from .measure.latency import LatencyError
+from .output.tables import junit_properties
+from .model.loading import LoadError, UnsupportedCombination
+from .settings.options import MAX_BATCH, MAX_BATCH_ALIASES
+from .measure.results import RunResult
+from .run.session import PerfSession
+from .model.workload import WorkloadError
 
 GATE_REPORTS = pytest.StashKey[list]()
 

@@ -14,11 +14,11 @@ import time
 
 import pytest
 
-from .config import Settings, compile_id
+from .settings.config import Settings, compile_id
 from .marks import MARKER, MARKER_HELP, marker_kwargs
-from .ordering import in_run_order
-from .options import OPTIONS, THROUGHPUT_THRESHOLDS, benchmark_options_that_do_not_apply, read_options
-from .progress import INTERVAL_S, Sweep
+from .run.ordering import in_run_order
+from .settings.options import OPTIONS, THROUGHPUT_THRESHOLDS, benchmark_options_that_do_not_apply, read_options
+from .measure.progress import INTERVAL_S, Sweep
 
 SETTINGS = pytest.StashKey[Settings]()
 SAVED_SCHEMA = 1  # the layout of what pytest-llmperf adds to a saved run
@@ -62,25 +62,25 @@ def pytest_configure(config: pytest.Config) -> None:
         values, explicit, benchmark_disable_gc=bool(config.getoption("benchmark_disable_gc", False)),
         timer=str(config.getoption("benchmark_timer", None) or "time.perf_counter"))
     if settings.threads is not None:  # before any torch work, so that inter-op threads can still be set
-        from .environment import apply_threads
+        from .measure.environment import apply_threads
 
         apply_threads(settings.threads)
     if settings.push_to_hub is not None and not hasattr(config, "workerinput"):  # not after an hour-long sweep
-        from .hub import HubError, require_token
+        from .output.hub import HubError, require_token
 
         try:
             require_token()
         except HubError as exc:
             raise pytest.UsageError(str(exc)) from None
     if settings.baseline is not None:  # a bad path is a usage error now, not a failure in every test
-        from .baseline import BaselineError, load
+        from .verdicts.baseline import BaselineError, load
 
         try:
             load(settings.baseline)
         except BaselineError as exc:
             raise pytest.UsageError(f"--llmperf-baseline: {exc}") from None
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        from .distributed import RecordReceiver
+        from .run.distributed import RecordReceiver
 
         config.pluginmanager.register(RecordReceiver(lambda: _perf_session(config)), "llmperf-xdist-receiver")
     ignored = benchmark_options_that_do_not_apply(config)
@@ -98,7 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """The environment fingerprint of a saved run: hardware (threads included) and software versions."""
-    from .environment import machine_info as llmperf_machine_info
+    from .measure.environment import machine_info as llmperf_machine_info
 
     machine_info["llmperf"] = llmperf_machine_info(config.stash[SETTINGS].device)
 
@@ -145,9 +145,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _perf_session(config: pytest.Config):
     if SESSION not in config.stash:
-        from .baseline import from_benchmark_compare
-        from .journal import Journal
-        from .session import PerfSession
+        from .verdicts.baseline import from_benchmark_compare
+        from .output.journal import Journal
+        from .run.session import PerfSession
 
         settings = config.stash[SETTINGS]
         writes = settings.results_file and not hasattr(config, "workerinput")  # under xdist, the controller
@@ -234,7 +234,7 @@ def _llmperf_model(request: pytest.FixtureRequest):
 def llmperf(request: pytest.FixtureRequest, benchmark, _llmperf_model):
     """Runs strategies against the model configuration of this test; see ``pytest_llmperf.fixture.LLMPerf``."""
     from .fixture import LLMPerf
-    from .loading import unsupported_reason
+    from .model.loading import unsupported_reason
 
     settings = request.config.stash[SETTINGS]
     spec = settings.model_spec(**_model_axes(request))
@@ -324,12 +324,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     raised in the user's own code (a strategy of theirs) shows its traceback from the test into their
     frames, without the plugin's and pytest-benchmark's frames in between."""
     if call.excinfo is not None and _is_perf_test(item) and not item.config.getoption("fulltrace", False):
-        from .tracebacks import without_harness_frames
+        from .run.tracebacks import without_harness_frames
 
         without_harness_frames(call.excinfo)
     report = yield
     if _is_perf_test(item) and hasattr(item.config, "workerinput"):
-        from .distributed import send_records
+        from .run.distributed import send_records
 
         send_records(item.config.stash.get(SESSION, None), item.config.stash, report)
     if call.when == "call" and _is_perf_test(item):
@@ -384,7 +384,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
 def _write_report_and_exports(terminalreporter, config: pytest.Config, perf_session) -> None:
     """``--llmperf-report`` and ``--llmperf-export``, from the session's records (an xdist controller's
     include its workers'); paths relative to the rootdir. A file that cannot be written is one line."""
-    from .outputs import write_session_outputs
+    from .output.writers import write_session_outputs
 
     for line, ok in write_session_outputs(perf_session, config.rootpath):
         terminalreporter.write_line(f"llmperf: {line}", yellow=not ok)
@@ -396,7 +396,7 @@ def _write_tables(terminalreporter, config: pytest.Config) -> None:
         return
     import os
 
-    from .report import github_summary, render, render_comparisons
+    from .output.tables import github_summary, render, render_comparisons
 
     sections = [render(session.records), render_comparisons(session.comparison_records)]
     terminalreporter.write_sep("=", "llmperf results")

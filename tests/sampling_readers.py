@@ -3,7 +3,7 @@ its own process, so they live in a module that imports nothing from the tests)."
 
 import time
 
-from pytest_llmperf.telemetry import Sample
+from pytest_llmperf.measure.telemetry import Sample
 
 
 def cpu_reader():

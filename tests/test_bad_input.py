@@ -89,7 +89,7 @@ def model_dir(pytester, name: str, model) -> str:
     """``model`` saved with the built-in tokenizer beside it: a local model directory as users have them."""
     import shutil
 
-    from pytest_llmperf import builtin
+    from pytest_llmperf.model import builtin
 
     path = pytester.path / name
     model.save_pretrained(path)

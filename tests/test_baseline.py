@@ -10,7 +10,7 @@ import json
 import shutil
 import xml.etree.ElementTree as ET
 
-from pytest_llmperf import builtin
+from pytest_llmperf.model import builtin
 
 BASE = ("--llmperf-strategies=planted", "--llmperf-batch-sizes=1,2", "--llmperf-rounds=3")
 

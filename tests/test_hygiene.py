@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from pytest_llmperf.stats import cv, first_round_ratio, steadiness
+from pytest_llmperf.measure.stats import cv, first_round_ratio, steadiness
 
 MANUAL_BS2 = ("--llmperf-strategies=manual", "--llmperf-batch-sizes=2")
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from pytest_llmperf import builtin
+from pytest_llmperf.model import builtin
 
 STRATEGY = ("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,4")
 

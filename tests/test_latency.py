@@ -1,13 +1,14 @@
 """Per-request latency: TTFT, ITL, TPOT, e2e and queue time with one definition for every strategy
-(``pytest_llmperf/latency.py``), the ceilings that fail a test, and what a user sees of them."""
+(``pytest_llmperf/measure/latency.py``), the ceilings that fail a test, and what a user sees of them."""
 
 import json
 
 import numpy
 import pytest
 
-from pytest_llmperf import journal, latency
-from pytest_llmperf.latency import LatencyError, LatencyReporter, RequestLatency, round_latency
+from pytest_llmperf.output import journal
+from pytest_llmperf.measure import latency
+from pytest_llmperf.measure.latency import LatencyError, LatencyReporter, RequestLatency, round_latency
 
 from conftest import SUITE
 

@@ -85,7 +85,7 @@ def test_warm(llmperf):
 
 
 def test_compile_modes_warm_up_at_least_three_rounds():
-    from pytest_llmperf.measure import COMPILED_MIN_WARMUP, warmup_rounds
+    from pytest_llmperf.measure.timing import COMPILED_MIN_WARMUP, warmup_rounds
 
     assert COMPILED_MIN_WARMUP == 3
     assert warmup_rounds(1, compiled=True) == 3 and warmup_rounds(5, compiled=True) == 5
@@ -131,10 +131,10 @@ def test_generated_part_strips_left_padding_and_prompt():
 
 
 def test_finish_cuts_after_the_first_eos_and_counts_it():
-    from pytest_llmperf.config import ModelSpec, WorkloadSpec
-    from pytest_llmperf.loading import load
+    from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
+    from pytest_llmperf.model.loading import load
     from pytest_llmperf.strategies.base import RunContext
-    from pytest_llmperf.workload import Rows, format_workload
+    from pytest_llmperf.model.workload import Rows, format_workload
 
     target = load(ModelSpec("builtin", "cpu", "float32", "sdpa", "none"))
     spec = WorkloadSpec("builtin", "test", "sequence", None, 2, 8)

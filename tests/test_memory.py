@@ -59,7 +59,7 @@ def test_fits_in_one_mb(llmperf, strategy, batch_size):
 def test_the_cpu_instrument_sees_a_rounds_own_peak_not_the_processs_lifetime_maximum():
     import torch
 
-    from pytest_llmperf.instruments import MiB, PeakMemory, resident_bytes
+    from pytest_llmperf.measure.instruments import MiB, PeakMemory, resident_bytes
 
     held = torch.ones(96 * MiB // 4)  # a large earlier peak that is freed before the case
     del held
@@ -81,7 +81,7 @@ def test_the_cpu_instrument_sees_a_rounds_own_peak_not_the_processs_lifetime_max
 def test_cuda_peak_memory_is_torch_max_allocated_reset_per_round():
     import torch
 
-    from pytest_llmperf.instruments import MiB, PeakMemory, resident_bytes
+    from pytest_llmperf.measure.instruments import MiB, PeakMemory, resident_bytes
 
     memory = PeakMemory("cuda:0", resident_bytes("cuda:0"))
     memory.before_round()

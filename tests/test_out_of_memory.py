@@ -138,7 +138,7 @@ def test_batch_size_max_is_capped_by_the_workload(run_suite):
     (24, 48, 20, 19, [1, 2, 4, 8, 16, 19]),  # stays below a size already seen to run out of memory
 ])
 def test_the_search_doubles_then_bisects(limit, cap, known, found, tried):
-    from pytest_llmperf.max_batch import search
+    from pytest_llmperf.measure.max_batch import search
 
     result = search(lambda size: size <= limit, cap, known)
     assert result.batch_size == found

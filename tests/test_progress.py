@@ -3,7 +3,7 @@ far, the sweep's ETA, through pytest's terminal reporter; on a terminal by defau
 
 import pytest
 
-from pytest_llmperf.progress import Progress, Sweep, duration
+from pytest_llmperf.measure.progress import Progress, Sweep, duration
 
 SUITE = '''
 def test_throughput(llmperf, strategy, batch_size):

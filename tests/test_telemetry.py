@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from pytest_llmperf import roofline, telemetry
-from pytest_llmperf.telemetry import RaplCounter, Sample, Sampler, Window
+from pytest_llmperf.measure import roofline, telemetry
+from pytest_llmperf.measure.telemetry import RaplCounter, Sample, Sampler, Window
 
 from conftest import SUITE
 
@@ -104,8 +104,8 @@ def test_a_dead_sampling_process_makes_telemetry_not_available_and_the_case_goes
 # -- the roofline -------------------------------------------------------------------------------------
 
 def test_a_decode_step_reads_the_weights_once_and_each_sequences_kv_cache():
-    from pytest_llmperf.config import ModelSpec
-    from pytest_llmperf.loading import load
+    from pytest_llmperf.settings.config import ModelSpec
+    from pytest_llmperf.model.loading import load
 
     target = load(ModelSpec("builtin", "cpu", "float32", "sdpa", "none"))
     model, config = target.model, target.model.config

@@ -66,6 +66,6 @@ def pytest_collection_modifyitems(items):
 @pytest.mark.parametrize("worker, count, index", [(None, 4, 0), ("gw0", 4, 0), ("gw5", 4, 1), ("gw3", 1, 0),
                                                   ("gw2", 0, 0)])
 def test_worker_k_takes_gpu_k_modulo_the_device_count(worker, count, index):
-    from pytest_llmperf.loading import worker_gpu
+    from pytest_llmperf.model.loading import worker_gpu
 
     assert worker_gpu(worker, count) == index

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..latency import LatencyReporter
+from ..measure.latency import LatencyReporter
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..loading import LoadedModel
-    from ..workload import Workload
+    from ..model.loading import LoadedModel
+    from ..model.workload import Workload
 
 
 @dataclass(frozen=True)

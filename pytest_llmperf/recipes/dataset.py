@@ -9,7 +9,7 @@ mentions, in order of mention:
     drink: green tea, orange juice
     none
 
-Run ``python -m pytest_llmperf.builtin.dataset`` to (re)write the shipped jsonl;
+Run ``python -m pytest_llmperf.recipes.dataset`` to (re)write the shipped jsonl;
 the output is byte-identical across runs and platforms.
 """
 

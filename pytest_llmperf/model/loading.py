@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from . import builtin
-from .config import ModelSpec
+from ..settings.config import ModelSpec
 from .identity import model_revision
-from .instruments import resident_bytes
-from .options import BUILTIN
+from ..measure.instruments import resident_bytes
+from ..settings.options import BUILTIN
 
 WARMUP_PROMPT = "Hello"
 

@@ -156,14 +156,14 @@ def sample_forever(reader: str, reader_args: Sequence, hz: float, commands=None,
 
 
 class Sampler:
-    """The sampling process (``python -m pytest_llmperf.telemetry``), started once per device and
+    """The sampling process (``python -m pytest_llmperf.measure.telemetry``), started once per device and
     session, and stopped at its end. A plain subprocess: it shares nothing with the test process
     (no fork of a CUDA context, no re-import of a script's ``__main__``)."""
 
     def __init__(self, reader: str, reader_args: Sequence = (), hz: float = SAMPLE_HZ, timeout: float = 60.0):
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "pytest_llmperf.telemetry", reader, json.dumps(list(reader_args)), str(hz)],
+            [sys.executable, "-m", "pytest_llmperf.measure.telemetry", reader, json.dumps(list(reader_args)), str(hz)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
         first = self._answer(timeout)
         if "error" in first:
@@ -284,7 +284,7 @@ def open_source(device: str) -> Source:
         return Source(unavailable="not available: nvidia-ml-py is not installed (pip install pytest-llmperf[gpu])")
     uuid, index = _nvml_identity(device)
     try:
-        sampler = Sampler("pytest_llmperf.telemetry:nvml_reader", (uuid, index))
+        sampler = Sampler("pytest_llmperf.measure.telemetry:nvml_reader", (uuid, index))
     except (RuntimeError, TimeoutError, OSError) as exc:  # NVML missing from the driver, no permission...
         return Source(unavailable=f"not available: NVML failed ({exc})")
     return Source(sampler=sampler, counter=_energy_counter(uuid, index))
@@ -393,5 +393,5 @@ def summarize(windows: Sequence[Window], samples: Sequence[Sample], unavailable:
     return info
 
 
-if __name__ == "__main__":  # the sampling process: python -m pytest_llmperf.telemetry READER ARGS_JSON HZ
+if __name__ == "__main__":  # the sampling process: python -m pytest_llmperf.measure.telemetry READER ARGS_JSON HZ
     sample_forever(sys.argv[1], json.loads(sys.argv[2]), float(sys.argv[3]))

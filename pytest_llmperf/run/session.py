@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import warnings
 
-from . import environment, identity
-from .baseline import Baseline, BaselineError
-from .baseline import load as load_baseline
-from .config import ModelSpec, Settings, WorkloadSpec
-from .environment import oversubscription_warning
-from .journal import Journal
-from .memory import OutOfMemory
-from .loading import LoadedModel, LoadError, load
-from .regression import compare_case
-from .report import comparison_record
-from .results import RunResult
-from .strategies.base import Generations
-from .workload import Rows, Workload, WorkloadError, check_context, format_workload, load_rows
+from ..measure import environment
+from ..model import identity
+from ..verdicts.baseline import Baseline, BaselineError
+from ..verdicts.baseline import load as load_baseline
+from ..settings.config import ModelSpec, Settings, WorkloadSpec
+from ..measure.environment import oversubscription_warning
+from ..output.journal import Journal
+from ..measure.memory import OutOfMemory
+from ..model.loading import LoadedModel, LoadError, load
+from ..verdicts.regression import compare_case
+from ..output.tables import comparison_record
+from ..measure.results import RunResult
+from ..strategies.base import Generations
+from ..model.workload import Rows, Workload, WorkloadError, check_context, format_workload, load_rows
 
 
 class PerfSession:
@@ -134,8 +135,8 @@ class PerfSession:
         """The device's copy bandwidth (bytes/s, ``roofline.copy_bandwidth``), measured once per device;
         None when the probe's buffers do not fit beside what the cases hold (no roofline then)."""
         if target.device not in self._bandwidth:
-            from .memory import free, is_out_of_memory
-            from .roofline import copy_bandwidth
+            from ..measure.memory import free, is_out_of_memory
+            from ..measure.roofline import copy_bandwidth
 
             try:
                 self._bandwidth[target.device] = copy_bandwidth(target.device, target.sync)
@@ -188,7 +189,7 @@ class PerfSession:
     def telemetry(self, target: LoadedModel):
         """The device's telemetry for the session (``telemetry.Source``), started on first use."""
         if target.device not in self._telemetry:
-            from .telemetry import open_source
+            from ..measure.telemetry import open_source
 
             self._telemetry[target.device] = open_source(target.device)
         return self._telemetry[target.device]

@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .config import Thresholds
-from .options import CEILINGS
+from ..settings.config import Thresholds
+from ..settings.options import CEILINGS
 from .diagnose import diagnose
-from .metrics import METRICS_BY_NAME, rounds_at_equal_speed
-from .results import RunResult, speedup
-from .stats import REGRESSED, compare
+from ..measure.metrics import METRICS_BY_NAME, rounds_at_equal_speed
+from ..measure.results import RunResult, speedup
+from ..measure.stats import REGRESSED, compare
 
 WORST_SAMPLES = 3
 PREVIEW_CHARS = 160

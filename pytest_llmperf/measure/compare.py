@@ -11,7 +11,7 @@ from difflib import SequenceMatcher
 from statistics import fmean
 from typing import Sequence
 
-from .strategies.base import Generations
+from ..strategies.base import Generations
 
 
 def similarity(a: str, b: str) -> float:

@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 from statistics import median
 
-from .report import batch_size_label
+from .tables import batch_size_label
 from .saved import config_id
 
 MATPLOTLIB_MISSING = "plots need matplotlib: pip install pytest-llmperf[report]"

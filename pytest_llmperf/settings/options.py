@@ -143,7 +143,7 @@ def parse_tolerances(value: Any) -> dict[str, float]:
     """``0.1`` (every metric), ``tokens_per_s=0.05`` (one metric), or both: ``0.1,tokens_per_s=0.05``.
 
     A dict (from a marker) works too. The key ``*`` holds the value for every metric."""
-    from .metrics import METRICS_BY_NAME  # light; imported here because metrics imports this module's users
+    from ..measure.metrics import METRICS_BY_NAME  # light; imported here because metrics imports this module's users
 
     METRIC_NAMES = tuple(METRICS_BY_NAME)
 
@@ -259,7 +259,7 @@ def parse_progress(value: Any) -> str | float:
 
 
 def registered_strategy_names() -> tuple[str, ...]:
-    from .strategies import registry  # light: no torch at import
+    from . import registry  # light: no torch at import
 
     return tuple(registry.names())
 

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from . import plots
-from .report import github_summary, render
+from .tables import github_summary, render
 from .saved import Run, case_name, latest
 
 

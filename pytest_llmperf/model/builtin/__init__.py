@@ -1,8 +1,8 @@
 """Built-in offline workload: a synthetic food-extraction dataset and a tiny Llama model.
 
 Deliberately lightweight: nothing heavy (torch, transformers, datasets) is imported here.
-The shipped files are produced by ``python -m pytest_llmperf.builtin.dataset`` and
-``python -m pytest_llmperf.builtin.train``; ``python -m pytest_llmperf.builtin.verify``
+The shipped files are produced by ``python -m pytest_llmperf.recipes.dataset`` and
+``python -m pytest_llmperf.recipes.train``; ``python -m pytest_llmperf.recipes.verify``
 checks batch-invariance and quality of the model.
 """
 

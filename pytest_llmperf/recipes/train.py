@@ -1,6 +1,6 @@
 """Train the tiny built-in Llama model and its tokenizer on the synthetic dataset.
 
-Run ``python -m pytest_llmperf.builtin.train`` (offline, CPU, well under a minute).
+Run ``python -m pytest_llmperf.recipes.train`` (offline, CPU, well under a minute).
 It writes a Hugging Face model directory to ``files/model`` that loads with
 ``AutoModelForCausalLM`` / ``AutoTokenizer`` like any hub checkpoint.
 
@@ -25,9 +25,9 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from pytest_llmperf.builtin import MODEL_DIR, PROMPT_COLUMN, REFERENCE_COLUMN
-from pytest_llmperf.options import BUILTIN
-from pytest_llmperf.workload import load_split
+from pytest_llmperf.model.builtin import MODEL_DIR, PROMPT_COLUMN, REFERENCE_COLUMN
+from pytest_llmperf.settings.options import BUILTIN
+from pytest_llmperf.model.workload import load_split
 
 SEED = 0
 NUM_THREADS = 2

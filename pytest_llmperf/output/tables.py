@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from .results import SECONDS_PER_DAY, RunResult
+from ..measure.results import SECONDS_PER_DAY, RunResult
 
 COLUMNS = ("batch size", "strategy", "length match", "avg similarity to bs=1", "avg similarity to reference",
            "total time", "samples/s", "speedup vs bs=1", "projected samples per day")

@@ -7,21 +7,21 @@ from __future__ import annotations
 from contextlib import contextmanager
 from statistics import fmean
 
-from . import environment, max_batch, memory, roofline
-from .compare import compare, score_against_references
-from .instruments import Collector, CompileCounter, Latency, PeakMemory, SpeedProbe
-from .latency import mode as latency_mode
-from .loading import LoadedModel
-from .max_batch import BatchSearch
-from .measure import timed_rounds, warmup_rounds
-from .options import MAX_BATCH
-from .progress import Progress
-from .results import RunResult
+from ..measure import environment, max_batch, memory, roofline
+from ..measure.compare import compare, score_against_references
+from ..measure.instruments import Collector, CompileCounter, Latency, PeakMemory, SpeedProbe
+from ..measure.latency import mode as latency_mode
+from ..model.loading import LoadedModel
+from ..measure.max_batch import BatchSearch
+from ..measure.timing import timed_rounds, warmup_rounds
+from ..settings.options import MAX_BATCH
+from ..measure.progress import Progress
+from ..measure.results import RunResult
 from .session import PerfSession
-from .telemetry import Telemetry
-from .strategies import registry
-from .strategies.base import Generations, RunContext
-from .workload import Workload
+from ..measure.telemetry import Telemetry
+from ..settings import registry
+from ..strategies.base import Generations, RunContext
+from ..model.workload import Workload
 
 BASELINE_STRATEGY, BASELINE_BATCH_SIZE = "manual", 1
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from . import builtin
-from .config import WorkloadSpec
-from .options import BUILTIN
+from ..settings.config import WorkloadSpec
+from ..settings.options import BUILTIN
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 SPLIT_SEED, TEST_SIZE = 42, 0.2

@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .metrics import METRICS
-from .options import EXPORT_FORMATS as FORMATS
+from ..measure.metrics import METRICS
+from ..settings.options import EXPORT_FORMATS as FORMATS
 from .saved import case_name, latest
 
 

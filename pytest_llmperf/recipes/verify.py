@@ -1,6 +1,6 @@
 """Check the built-in model with the plugin's own machinery: batch invariance, quality, timings.
 
-Run ``python -m pytest_llmperf.builtin.verify`` (offline, CPU). Over the 200 test prompts, greedy
+Run ``python -m pytest_llmperf.recipes.verify`` (offline, CPU). Over the 200 test prompts, greedy
 outputs of the ``manual`` strategy at batch sizes 4..64 (left padded) must equal the batch-size-1
 outputs for at least 95% of prompts, with both sdpa and eager attention; continuous batching's
 agreement is reported too. The same loading, workload, strategy and comparison code as a perf run.
@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 
-from ..compare import compare, score_against_references
-from ..config import ModelSpec, WorkloadSpec
-from ..loading import load
-from ..options import BUILTIN
-from ..runner import Unsupported, generate_once
-from ..workload import format_workload, load_rows
-from . import PROMPT_COLUMN, REFERENCE_COLUMN
+from ..measure.compare import compare, score_against_references
+from ..settings.config import ModelSpec, WorkloadSpec
+from ..model.loading import load
+from ..settings.options import BUILTIN
+from ..run.runner import Unsupported, generate_once
+from ..model.workload import format_workload, load_rows
+from ..model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
 
 MAX_NEW_TOKENS = 32
 BATCH_SIZES = (4, 8, 16, 32, 64)

@@ -65,7 +65,7 @@ def _checked(run: Run, path: Path) -> Run:
 
 def config_id(info: dict) -> str:
     """The configuration's id (``sdpa-nocompile-float32``), also for runs saved before it was stored."""
-    from .config import compile_id
+    from ..settings.config import compile_id
 
     return info.get("config") or f"{info['attn_implementation']}-{compile_id(info['compile_mode'])}-{info['dtype']}"
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 from . import latency
 from .instruments import MiB
-from .measure import Timing
+from .timing import Timing
 from .stats import cv
 
 

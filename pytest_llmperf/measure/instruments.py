@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from . import latency
-from .options import GC_MODES
+from ..settings.options import GC_MODES
 
 
 class Instrument:

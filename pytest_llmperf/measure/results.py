@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from . import latency, roofline, telemetry
 from .compare import Consistency, ReferenceScore
-from .config import ModelSpec, WorkloadSpec
-from .identity import digest, work_identity
-from .measure import Timing
+from ..settings.config import ModelSpec, WorkloadSpec
+from ..model.identity import digest, work_identity
+from .timing import Timing
 from .metrics import samples as metric_samples
-from .strategies.base import Generations
+from ..strategies.base import Generations
 
 SECONDS_PER_DAY = 86_400
 UNTIMED_INSTRUMENT_INFO = dict.fromkeys((

@@ -13,14 +13,16 @@ from __future__ import annotations
 import argparse
 from statistics import median
 
-from continuous_kv_sizing import alternate  # benchmarks/ is on sys.path when run as a script
+from continuous_kv_sizing import (
+    alternate,  # benchmarks/ is on sys.path when run as a script
+)
 
 from pytest_llmperf.model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
-from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
 from pytest_llmperf.model.loading import load
-from pytest_llmperf.settings.options import BUILTIN
-from pytest_llmperf.settings import registry
 from pytest_llmperf.model.workload import format_workload, load_rows
+from pytest_llmperf.settings import registry
+from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
+from pytest_llmperf.settings.options import BUILTIN
 
 
 def main() -> None:

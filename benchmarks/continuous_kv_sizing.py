@@ -22,12 +22,15 @@ import time
 from statistics import median
 
 from pytest_llmperf.model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
-from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
 from pytest_llmperf.model.loading import load
+from pytest_llmperf.model.workload import format_workload, load_rows
+from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
 from pytest_llmperf.settings.options import BUILTIN
 from pytest_llmperf.strategies.base import RunContext
-from pytest_llmperf.strategies.continuous import ContinuousStrategy, workload_sized_blocks
-from pytest_llmperf.model.workload import format_workload, load_rows
+from pytest_llmperf.strategies.continuous import (
+    ContinuousStrategy,
+    workload_sized_blocks,
+)
 
 
 class DefaultSizing(ContinuousStrategy):

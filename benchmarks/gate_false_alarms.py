@@ -24,9 +24,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from pytest_llmperf.measure.stats import REGRESSED
 from pytest_llmperf.settings.config import Thresholds
 from pytest_llmperf.verdicts.regression import metric_checks
-from pytest_llmperf.measure.stats import REGRESSED
 
 SUITE = '''
 def test_throughput(llmperf, strategy, batch_size):

@@ -40,7 +40,10 @@ def bare(args) -> None:
     from datasets import load_dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pytest_llmperf.model.builtin import DATASET_FILE, MODEL_DIR  # two file paths, nothing else
+    from pytest_llmperf.model.builtin import (  # two file paths, nothing else
+        DATASET_FILE,
+        MODEL_DIR,
+    )
 
     tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR)
     tokenizer.padding_side = "left"

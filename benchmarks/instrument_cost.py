@@ -20,12 +20,13 @@ import argparse
 import time
 from statistics import median
 
+from pytest_llmperf.measure.instruments import resident_bytes
 from pytest_llmperf.model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
-from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
 from pytest_llmperf.model.loading import load
-from pytest_llmperf.settings.options import BUILTIN
-from pytest_llmperf.run.runner import prepared, round_instruments
 from pytest_llmperf.model.workload import format_workload, load_rows
+from pytest_llmperf.run.runner import prepared, round_instruments
+from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
+from pytest_llmperf.settings.options import BUILTIN
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
 
     spec = WorkloadSpec(BUILTIN, "test", PROMPT_COLUMN, REFERENCE_COLUMN, args.samples, 32)
-    target = load(ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none"))
+    target = load(ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none"), resident_bytes)
     workload = format_workload(spec, load_rows(spec), target.tokenizer)
     print(f"{args.samples} prompts, {args.pairs} alternating pairs per batch size; median round seconds")
     print("| batch size | bare round (A) | round inside the instruments (B) | B/A | collections seen per round |")

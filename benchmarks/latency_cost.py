@@ -24,13 +24,13 @@ import argparse
 import time
 from statistics import median
 
-from pytest_llmperf.model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
-from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
 from pytest_llmperf.measure.instruments import Latency
+from pytest_llmperf.model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
 from pytest_llmperf.model.loading import load
-from pytest_llmperf.settings.options import BUILTIN
-from pytest_llmperf.run.runner import prepared
 from pytest_llmperf.model.workload import format_workload, load_rows
+from pytest_llmperf.run.runner import prepared
+from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
+from pytest_llmperf.settings.options import BUILTIN
 
 
 def main() -> None:

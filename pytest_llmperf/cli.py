@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-
 from pathlib import Path
 
 from .output import exports, hub, report_folder, saved
-from .settings.options import parse_exports, parse_repo_id
 from .output.writers import HUB_ROWS
+from .settings.options import parse_exports, parse_repo_id
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,17 +16,17 @@ import warnings
 
 import pytest
 
+from .measure.latency import LatencyError
+from .measure.results import RunResult
+from .model.loading import LoadError, UnsupportedCombination
+from .model.workload import WorkloadError
+from .output.tables import junit_properties
 from .run import runner
+from .run.session import PerfSession
 from .settings.config import ModelSpec, TestSettings
+from .settings.options import MAX_BATCH, MAX_BATCH_ALIASES
 from .verdicts.baseline import BaselineError
 from .verdicts.gates import GateReport, check, speedup_gate
-from .measure.latency import LatencyError
-from .output.tables import junit_properties
-from .model.loading import LoadError, UnsupportedCombination
-from .settings.options import MAX_BATCH, MAX_BATCH_ALIASES
-from .measure.results import RunResult
-from .run.session import PerfSession
-from .model.workload import WorkloadError
 
 GATE_REPORTS = pytest.StashKey[list]()
 

@@ -14,11 +14,16 @@ import time
 
 import pytest
 
-from .settings.config import Settings, compile_id
 from .marks import MARKER, MARKER_HELP, marker_kwargs
-from .run.ordering import in_run_order
-from .settings.options import OPTIONS, THROUGHPUT_THRESHOLDS, benchmark_options_that_do_not_apply, read_options
 from .measure.progress import INTERVAL_S, Sweep
+from .run.ordering import in_run_order
+from .settings.config import Settings, compile_id
+from .settings.options import (
+    OPTIONS,
+    THROUGHPUT_THRESHOLDS,
+    benchmark_options_that_do_not_apply,
+    read_options,
+)
 
 SETTINGS = pytest.StashKey[Settings]()
 SAVED_SCHEMA = 1  # the layout of what pytest-llmperf adds to a saved run
@@ -145,9 +150,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 def _perf_session(config: pytest.Config):
     if SESSION not in config.stash:
-        from .verdicts.baseline import from_benchmark_compare
         from .output.journal import Journal
         from .run.session import PerfSession
+        from .verdicts.baseline import from_benchmark_compare
 
         settings = config.stash[SETTINGS]
         writes = settings.results_file and not hasattr(config, "workerinput")  # under xdist, the controller

@@ -5,15 +5,15 @@ import json
 
 import pytest
 
+from pytest_llmperf.measure.compare import compare
 from pytest_llmperf.model import builtin
+from pytest_llmperf.model.loading import load
+from pytest_llmperf.model.workload import format_workload, load_rows, load_split
 from pytest_llmperf.recipes import dataset
 from pytest_llmperf.recipes.verify import TEST_SPLIT
-from pytest_llmperf.measure.compare import compare
-from pytest_llmperf.settings.config import ModelSpec
-from pytest_llmperf.model.loading import load
-from pytest_llmperf.settings.options import BUILTIN
 from pytest_llmperf.run.runner import generate_once
-from pytest_llmperf.model.workload import format_workload, load_rows, load_split
+from pytest_llmperf.settings.config import ModelSpec
+from pytest_llmperf.settings.options import BUILTIN
 
 # Test-split rows (by index) that the shipped model extracts exactly: "none", food-only,
 # drink-only, two-item and food+drink rows. Re-pick them if the model is ever retrained.

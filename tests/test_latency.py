@@ -6,11 +6,11 @@ import json
 import numpy
 import pytest
 
-from pytest_llmperf.output import journal
-from pytest_llmperf.measure import latency
-from pytest_llmperf.measure.latency import LatencyError, LatencyReporter, RequestLatency, round_latency
-
 from conftest import SUITE
+from pytest_llmperf.measure import latency
+from pytest_llmperf.measure.latency import RequestLatency, round_latency
+from pytest_llmperf.strategies.latency_reporter import LatencyError, LatencyReporter
+from pytest_llmperf.output import journal
 
 BUILTIN_STRATEGIES = ("manual", "pipeline", "keydataset", "continuous", "continuous_serving")
 DISTRIBUTIONS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "queue_ms")

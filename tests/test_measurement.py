@@ -131,10 +131,10 @@ def test_generated_part_strips_left_padding_and_prompt():
 
 
 def test_finish_cuts_after_the_first_eos_and_counts_it():
-    from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
     from pytest_llmperf.model.loading import load
-    from pytest_llmperf.strategies.base import RunContext
     from pytest_llmperf.model.workload import Rows, format_workload
+    from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
+    from pytest_llmperf.strategies.base import RunContext
 
     target = load(ModelSpec("builtin", "cpu", "float32", "sdpa", "none"))
     spec = WorkloadSpec("builtin", "test", "sequence", None, 2, 8)

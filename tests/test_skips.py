@@ -25,9 +25,9 @@ def test_cuda_device_requested_without_cuda(run_suite):
 
 
 def test_continuous_batching_skips_attention_it_does_not_support():
-    from pytest_llmperf.settings.config import ModelSpec
     from pytest_llmperf.model.loading import load
     from pytest_llmperf.settings import registry
+    from pytest_llmperf.settings.config import ModelSpec
 
     loaded = load(ModelSpec("builtin", "cpu", "float32", "sdpa", "none"))
     strategy = registry.create("continuous")

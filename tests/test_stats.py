@@ -4,7 +4,14 @@ the tolerance and significant; too few rounds is "low power"; one round is never
 import pytest
 
 from pytest_llmperf.measure.metrics import METRICS_BY_NAME
-from pytest_llmperf.measure.stats import IMPROVED, INCONCLUSIVE, REGRESSED, UNCHANGED, compare, min_attainable_p
+from pytest_llmperf.measure.stats import (
+    IMPROVED,
+    INCONCLUSIVE,
+    REGRESSED,
+    UNCHANGED,
+    compare,
+    min_attainable_p,
+)
 
 BASE6 = [100.0, 101.0, 99.0, 100.5, 99.5, 100.2]
 

@@ -9,10 +9,9 @@ import time
 import pytest
 import torch
 
+from conftest import SUITE
 from pytest_llmperf.measure import roofline, telemetry
 from pytest_llmperf.measure.telemetry import RaplCounter, Sample, Sampler, Window
-
-from conftest import SUITE
 
 
 def sample(t, power=None, reasons=0, clock=1980.0):
@@ -104,8 +103,8 @@ def test_a_dead_sampling_process_makes_telemetry_not_available_and_the_case_goes
 # -- the roofline -------------------------------------------------------------------------------------
 
 def test_a_decode_step_reads_the_weights_once_and_each_sequences_kv_cache():
-    from pytest_llmperf.settings.config import ModelSpec
     from pytest_llmperf.model.loading import load
+    from pytest_llmperf.settings.config import ModelSpec
 
     target = load(ModelSpec("builtin", "cpu", "float32", "sdpa", "none"))
     model, config = target.model, target.model.config

@@ -27,8 +27,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from . import latency
 from ..settings.options import GC_MODES
+from . import latency
 
 
 class Instrument:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Callable
 
+from ..settings.options import METRIC_NAMES
 from . import latency
 from .instruments import MiB
-from .timing import Timing
 from .stats import cv
+from .timing import Timing
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ METRICS: tuple[Metric, ...] = (
       for name, label, tolerance in (("ttft_ms", "TTFT", 0.20), ("itl_ms", "ITL", 0.20), ("e2e_ms", "e2e", 0.10))),
 )
 METRICS_BY_NAME = {metric.name: metric for metric in METRICS}
+if tuple(METRICS_BY_NAME) != METRIC_NAMES:  # the option table validates --llmperf-tolerance against these
+    raise ImportError(f"settings.options.METRIC_NAMES {METRIC_NAMES} != the metric table {tuple(METRICS_BY_NAME)}")
 
 
 def samples(timing: Timing | None, num_samples: int) -> dict[str, list[float]] | None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..model.identity import digest, work_identity
+from ..settings.config import ModelSpec, WorkloadSpec
+from ..strategies.base import Generations
 from . import latency, roofline, telemetry
 from .compare import Consistency, ReferenceScore
-from ..settings.config import ModelSpec, WorkloadSpec
-from ..model.identity import digest, work_identity
-from .timing import Timing
 from .metrics import samples as metric_samples
-from ..strategies.base import Generations
+from .timing import Timing
 
 SECONDS_PER_DAY = 86_400
 UNTIMED_INSTRUMENT_INFO = dict.fromkeys((

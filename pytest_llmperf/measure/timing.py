@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Any, Callable, Sequence
 
+from ..strategies.base import Generations
 from .instruments import Instrument
 from .stats import Steadiness, steadiness
-from ..strategies.base import Generations
 
 # reduce-overhead's CUDA graph trees run a new shape once, record it on its second call and replay
 # from the third: on an H100, one warmup round left manual bs=16 rounds 2x slower than three did.

@@ -13,13 +13,12 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from . import builtin
 from ..settings.config import ModelSpec
-from .identity import model_revision
-from ..measure.instruments import resident_bytes
 from ..settings.options import BUILTIN
+from . import builtin
+from .identity import model_revision
 
 WARMUP_PROMPT = "Hello"
 
@@ -43,7 +42,7 @@ class LoadedModel:
     compile_time_s: float | None = None
     eos_token_ids: frozenset = field(default_factory=frozenset)
     revision: str = ""  # identity.model_revision: a hub commit, or a digest of a local directory
-    model_bytes: int | None = None  # resident right after loading (instruments.resident_bytes): what
+    model_bytes: int | None = None  # resident right after loading (``load``'s ``resident_bytes``): what
     # the peak memory of a case is "above the model" of
 
     def sync(self) -> None:
@@ -145,8 +144,10 @@ def _looks_like_a_path(source: str) -> bool:
     return source.startswith(("/", ".", "~")) or "\\" in source or source.count("/") > 1
 
 
-def load(spec: ModelSpec) -> LoadedModel:
-    """Load tokenizer and model, move to the device, and trigger compilation outside measured time."""
+def load(spec: ModelSpec, resident_bytes: Callable[[str], int | None] | None = None) -> LoadedModel:
+    """Load tokenizer and model, move to the device, and trigger compilation outside measured time.
+    ``resident_bytes(device)``: read what is resident once the model is loaded, before compiling
+    (``LoadedModel.model_bytes``); the caller passes the reader, so loading knows no instrument."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -198,7 +199,8 @@ def load(spec: ModelSpec) -> LoadedModel:
     )
     loaded.sync()
     loaded.load_time_s = time.perf_counter() - start
-    loaded.model_bytes = resident_bytes(device)  # after the clock: a collection is not loading
+    if resident_bytes is not None:  # after the clock (a collection is not loading), before compiling
+        loaded.model_bytes = resident_bytes(device)
     if spec.compile_mode != "none":
         loaded.compile_time_s = _trigger_compile(loaded)
     return loaded

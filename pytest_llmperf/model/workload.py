@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import builtin
 from ..settings.config import WorkloadSpec
 from ..settings.options import BUILTIN
+from . import builtin
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 SPLIT_SEED, TEST_SIZE = 42, 0.2

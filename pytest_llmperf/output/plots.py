@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 from statistics import median
 
-from .tables import batch_size_label
 from .saved import config_id
+from .tables import batch_size_label
 
 MATPLOTLIB_MISSING = "plots need matplotlib: pip install pytest-llmperf[report]"
 COLORS = ("#3b75af", "#ef8636", "#519e3e", "#8d69b8", "#84584e", "#d57dbf", "#7f7f7f")

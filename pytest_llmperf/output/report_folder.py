@@ -17,8 +17,8 @@ import json
 from pathlib import Path
 
 from . import plots
-from .tables import github_summary, render
 from .saved import Run, case_name, latest
+from .tables import github_summary, render
 
 
 def rows(run: Run) -> list[dict]:

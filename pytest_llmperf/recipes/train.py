@@ -26,8 +26,8 @@ from transformers import (
 )
 
 from pytest_llmperf.model.builtin import MODEL_DIR, PROMPT_COLUMN, REFERENCE_COLUMN
-from pytest_llmperf.settings.options import BUILTIN
 from pytest_llmperf.model.workload import load_split
+from pytest_llmperf.settings.options import BUILTIN
 
 SEED = 0
 NUM_THREADS = 2

@@ -11,12 +11,12 @@ from __future__ import annotations
 import time
 
 from ..measure.compare import compare, score_against_references
-from ..settings.config import ModelSpec, WorkloadSpec
-from ..model.loading import load
-from ..settings.options import BUILTIN
-from ..run.runner import Unsupported, generate_once
-from ..model.workload import format_workload, load_rows
 from ..model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
+from ..model.loading import load
+from ..model.workload import format_workload, load_rows
+from ..run.runner import Unsupported, generate_once
+from ..settings.config import ModelSpec, WorkloadSpec
+from ..settings.options import BUILTIN
 
 MAX_NEW_TOKENS = 32
 BATCH_SIZES = (4, 8, 16, 32, 64)

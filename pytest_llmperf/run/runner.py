@@ -9,19 +9,25 @@ from statistics import fmean
 
 from ..measure import environment, max_batch, memory, roofline
 from ..measure.compare import compare, score_against_references
-from ..measure.instruments import Collector, CompileCounter, Latency, PeakMemory, SpeedProbe
+from ..measure.instruments import (
+    Collector,
+    CompileCounter,
+    Latency,
+    PeakMemory,
+    SpeedProbe,
+)
 from ..measure.latency import mode as latency_mode
-from ..model.loading import LoadedModel
 from ..measure.max_batch import BatchSearch
-from ..measure.timing import timed_rounds, warmup_rounds
-from ..settings.options import MAX_BATCH
 from ..measure.progress import Progress
 from ..measure.results import RunResult
-from .session import PerfSession
 from ..measure.telemetry import Telemetry
-from ..settings import registry
-from ..strategies.base import Generations, RunContext
+from ..measure.timing import timed_rounds, warmup_rounds
+from ..model.loading import LoadedModel
 from ..model.workload import Workload
+from ..settings import registry
+from ..settings.options import MAX_BATCH
+from ..strategies.base import Generations, RunContext
+from .session import PerfSession
 
 BASELINE_STRATEGY, BASELINE_BATCH_SIZE = "manual", 1
 

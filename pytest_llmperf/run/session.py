@@ -10,19 +10,27 @@ from __future__ import annotations
 import warnings
 
 from ..measure import environment
+from ..measure.environment import oversubscription_warning
+from ..measure.instruments import resident_bytes
+from ..measure.memory import OutOfMemory
+from ..measure.results import RunResult
 from ..model import identity
+from ..model.loading import LoadedModel, LoadError, load
+from ..model.workload import (
+    Rows,
+    Workload,
+    WorkloadError,
+    check_context,
+    format_workload,
+    load_rows,
+)
+from ..output.journal import Journal
+from ..output.tables import comparison_record
+from ..settings.config import ModelSpec, Settings, WorkloadSpec
+from ..strategies.base import Generations
 from ..verdicts.baseline import Baseline, BaselineError
 from ..verdicts.baseline import load as load_baseline
-from ..settings.config import ModelSpec, Settings, WorkloadSpec
-from ..measure.environment import oversubscription_warning
-from ..output.journal import Journal
-from ..measure.memory import OutOfMemory
-from ..model.loading import LoadedModel, LoadError, load
 from ..verdicts.regression import compare_case
-from ..output.tables import comparison_record
-from ..measure.results import RunResult
-from ..strategies.base import Generations
-from ..model.workload import Rows, Workload, WorkloadError, check_context, format_workload, load_rows
 
 
 class PerfSession:
@@ -64,7 +72,7 @@ class PerfSession:
             raise self._load_errors[spec]
         self._release_model()
         try:
-            self._resident = load(spec)
+            self._resident = load(spec, resident_bytes)
         except LoadError as exc:
             self._load_errors[spec] = exc.with_traceback(None)  # its frames (and a half-loaded model) go
             raise

@@ -6,7 +6,7 @@ once per test outside the timed region. Tokenizing the prompts and decoding the 
 of the round for every strategy, so they are compared like for like.
 
 A round reports when each request starts being processed and when each of its tokens reaches the
-host through ``ctx.latency`` (``latency.LatencyReporter``): ``ctx.latency.streamer()`` for
+host through ``ctx.latency`` (``latency_reporter.LatencyReporter``): ``ctx.latency.streamer()`` for
 ``generate`` and pipelines, ``start``/``token``/``request`` otherwise. A strategy that reports
 nothing still runs; its latency is "not reported".
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..measure.latency import LatencyReporter
+from .latency_reporter import LatencyReporter
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..model.loading import LoadedModel

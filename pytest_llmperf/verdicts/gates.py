@@ -7,12 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..settings.config import Thresholds
-from ..settings.options import CEILINGS
-from .diagnose import diagnose
 from ..measure.metrics import METRICS_BY_NAME, rounds_at_equal_speed
 from ..measure.results import RunResult, speedup
 from ..measure.stats import REGRESSED, compare
+from ..settings.config import Thresholds
+from ..settings.options import CEILINGS
+from .diagnose import diagnose
 
 WORST_SAMPLES = 3
 PREVIEW_CHARS = 160

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from statistics import median
 
+from ..measure.metrics import METRICS, Metric, rounds_at_equal_speed
+from ..measure.stats import INCONCLUSIVE, REGRESSED, Change, compare
 from ..model import identity as identity_module
 from .baseline import Baseline, BaselineCase
 from .diagnose import Divergence, diagnose
 from .gates import GateResult
-from ..measure.metrics import METRICS, Metric, rounds_at_equal_speed
-from ..measure.stats import INCONCLUSIVE, REGRESSED, Change, compare
 
 NO_BASELINE, NOT_COMPARABLE, COMPARED = "no baseline", "not comparable", "compared"
 HARDWARE_KEYS = ("device_type", "cpu_model", "cpu_count", "cpus_available", "torch_num_threads",

@@ -32,7 +32,7 @@ PYTEST_SESSION = pytest.StashKey[pytest.Session]()
 DROPPED = pytest.StashKey[list]()  # benchmarks interrupted before their first round ended
 SWEEP = pytest.StashKey[Sweep]()  # the session's perf tests, for the progress line's estimate
 XDIST_UNTIMED = ("llmperf: nothing was timed: pytest-benchmark disables timing under pytest-xdist (-n), so these "
-                 "tables show outputs only; time without -n (README: Parallel runs with pytest-xdist)")
+                 "tables show outputs only; time without -n (docs/parallel.md)")
 
 # Axis name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
 # then strategy, then batch size, so ids read like [sdpa-nocompile-float32-pipeline-bs16].
@@ -46,13 +46,12 @@ MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), .
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmperf", "LLM inference performance (pytest-llmperf)")
     for option in OPTIONS:
-        default = option.default_text or ("off" if option.default is None else option.default)
         if option.flag_only:
             group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, action="store_const",
                             const="true", help=f"{option.help} [ini: {option.ini} = true]")
         else:
             group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, metavar=option.metavar,
-                            help=f"{option.help} [default: {default}; ini: {option.ini}]")
+                            help=f"{option.help} [default: {option.default_shown}; ini: {option.ini}]")
         parser.addini(option.ini, help=option.help, default=None)
 
 

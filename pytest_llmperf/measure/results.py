@@ -20,6 +20,122 @@ UNTIMED_INSTRUMENT_INFO = dict.fromkeys((
     "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s", "peak_memory_mb",
     "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure", *latency.KEYS, *telemetry.KEYS))
 
+# Every ``extra_info`` key, by subject, with its meaning: docs/saved.md's table is generated from this
+# (``output.reference``) and tests/test_docs.py checks a real run's keys against it. A key in ``FAMILIES``
+# stands for several. Links are relative to docs/.
+FAMILIES = {"<distribution>_<statistic>": tuple(f"{name}_{stat}" for name in latency.DISTRIBUTIONS
+                                                for stat in latency.STATS)}
+EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
+    ("What ran", {
+        "model": "the model, as given (hub id, directory or `builtin`)",
+        "config": "the configuration id: attention, compile mode, dtype (`sdpa-nocompile-float32`)",
+        "strategy": "the batching strategy",
+        "batch_size": "the batch size it ran at (for `max`, the size found)",
+        "attn_implementation": "the attention the model actually runs",
+        "compile_mode": "the `torch.compile` mode (`none`: not compiled)",
+        "dtype": "the dtype, resolved (`auto` becomes what loaded)",
+        "device": "the device, resolved (`auto` becomes `cpu` or `cuda:N`)",
+        "num_samples": "prompts per round",
+        "dataset": "the dataset, as given",
+        "split": "the split it ran",
+        "max_new_tokens": "the generation length limit",
+        "config_hash": "a digest of the model configuration",
+        "workload_hash": "a digest of the workload",
+        "batch_size_search": "how batch size `max` was found (`found`, `limited_by`, `out_of_memory_at`, `tried`); "
+                             "null unless the batch size was `max`",
+    }),
+    ("Throughput and outputs", {
+        "generated_tokens": "tokens generated per round (every sample, up to and including its first EOS)",
+        "tokens_per_s": "the median generated tokens per measured round over the median round time",
+        "samples_per_s": "samples over the median round time (the same median round)",
+        "speedup_vs_bs1": "samples/s over samples/s of the same strategy and configuration at bs=1 measured earlier "
+                          "in the same session (null when there is none; the table fills it from its own bs=1 row)",
+        "similarity_to_bs1": "mean word-level similarity to the bs=1 outputs",
+        "exact_match_to_bs1": "fraction of samples whose token ids equal bs=1's",
+        "length_match_to_bs1": "fraction of samples as long as at bs=1",
+        "similarity_to_reference": "mean word-level similarity to the reference column (null without one)",
+        "exact_match_to_reference": "fraction of samples equal to their reference (null without a reference column)",
+        "references_missing": "rows without a reference, left out of both reference scores",
+        "load_time_s": "model load time (excludes creating the CUDA context)",
+        "compile_time_s": "the first compilation, triggered at load (null without a compile mode)",
+        "round_s": "each measured round's time (null when untimed)",
+        "tokens_per_round": "each measured round's generated tokens (null when untimed)",
+        "warmup_rounds": "untimed warmup rounds run (null when untimed)",
+    }),
+    ("How the rounds ran ([measurement hygiene](hygiene.md))", {
+        "torch_num_threads": "torch's intra-op threads",
+        "torch_num_interop_threads": "torch's inter-op threads",
+        "cpus_available": "CPUs the process may run on",
+        "load_avg_1m": "the 1-minute load average, before the rounds",
+        "timer": "pytest-benchmark's timer (`--benchmark-timer`)",
+        "round_cv": "coefficient of variation of the measured rounds (null when untimed)",
+        "first_round_ratio": "the first measured round over the median of the others (null when untimed)",
+        "steady": "whether the rounds were steady (`--llmperf-max-cv`); null with one measured round or untimed",
+        "probe_s": "the speed probe after each round (null when untimed)",
+        "compilations_in_measured_rounds": "graphs compiled during measured rounds (null when untimed)",
+        "gc_mode": "`--llmperf-gc` (null when untimed)",
+        "gc_enabled_in_rounds": "whether automatic collection was on inside the rounds (null when untimed)",
+        "gc_frozen_objects": "objects frozen before the rounds (null when untimed)",
+        "gc_collections_in_measured_rounds": "collections inside measured rounds per generation, "
+                                             "`{\"gen0\": n, \"gen1\": n, \"gen2\": n}` (null when untimed)",
+        "gc_pause_s_in_measured_rounds": "their total pause (null when untimed)",
+    }),
+    ("[Memory](memory-energy-roofline.md#memory): null when untimed or not measurable here", {
+        "peak_memory_mb": "peak memory of the measured rounds, MB of 2**20 bytes",
+        "peak_memory_above_model_mb": "the peak minus what was resident right after the model loaded",
+        "peak_memory_reserved_mb": "what torch's caching allocator held at most (CUDA only)",
+        "memory_measure": "how the peak was measured, or why it was not",
+    }),
+    ("[Latency](latency.md): all null when untimed, and all but the first when not recorded", {
+        "latency_source": "where latency was recorded: `measured rounds`, `extra rounds`, "
+                          "`not reported by the strategy`, `off`",
+        "latency_rounds": "rounds recorded",
+        "latency_requests": "requests over those rounds",
+        "<distribution>_<statistic>": "for each distribution `ttft_ms`, `itl_ms`, `tpot_ms`, `e2e_ms`, `queue_ms` "
+                                      "and statistic `mean`, `p50`, `p90`, `p95`, `p99` (e.g. `ttft_ms_p95`)",
+        "prefill_s": "per round, how long some request was waiting for its first token; median over the rounds",
+        "decode_s": "per round, how long some request was between its first and last token; median over the rounds",
+        "decode_tokens_per_s": "aggregate: the tokens after each request's first over the decode time; median "
+                               "over the rounds",
+        "request_decode_tokens_per_s_mean": "mean of the requests' decode tokens/s (1 / TPOT)",
+        "request_decode_tokens_per_s_p50": "median of the requests' decode tokens/s",
+    }),
+    ("[Energy and telemetry](memory-energy-roofline.md#energy-telemetry-and-the-roofline)", {
+        "telemetry": "how it was sampled, or why it is not available",
+        "telemetry_samples": "samples inside the measured rounds",
+        "gpu_utilization_pct_mean": "mean GPU utilisation",
+        "gpu_memory_used_mb_max": "most GPU memory used",
+        "gpu_power_w_mean": "mean power",
+        "gpu_sm_clock_mhz_mean": "mean SM clock",
+        "gpu_sm_clock_mhz_min": "lowest SM clock",
+        "gpu_temperature_c_max": "highest temperature",
+        "gpu_throttle_reasons": "clock-event (throttle) reasons seen (a list)",
+        "energy_measure": "where the energy came from (an energy counter, or integrated power)",
+        "energy_j_rounds": "energy per measured round, J",
+        "energy_j_per_round": "their median",
+        "energy_per_token_j": "median over the measured rounds of a round's energy over its generated tokens",
+        "energy_per_sample_j": "median over the measured rounds of a round's energy over its samples",
+    }),
+    ("[The roofline](memory-energy-roofline.md#energy-telemetry-and-the-roofline)", {
+        "roofline_fraction": "the fraction of the memory-bandwidth roofline decoding reaches",
+        "memory_bandwidth_gb_s": "the copy probe's bandwidth, GB/s",
+        "decode_bytes_per_step": "bytes a decode step must read",
+        "decode_step_ms": "the decode step time (the median ITL)",
+        "decode_sequences_per_step": "sequences a step advances (aggregate decode tokens/s times the step time)",
+    }),
+    ("For the next run to compare with ([below](#what-the-next-run-compares-with), [CI gates](ci.md))", {
+        "identity": "what makes two cases the same question",
+        "causes": "what may change the answer",
+        "outputs": "a digest of the generated token ids",
+        "metric_samples": "per measured round, each gate metric (null when untimed)",
+    }),
+)
+
+
+def extra_info_keys() -> set[str]:
+    """Every key ``extra_info`` holds, families expanded."""
+    return {expanded for _, keys in EXTRA_INFO for key in keys for expanded in FAMILIES.get(key, (key,))}
+
 
 def speedup(result: "RunResult", bs1: "RunResult | None") -> float | None:
     """samples/s over samples/s of the same strategy and configuration at bs=1; None if either is untimed."""

@@ -65,7 +65,7 @@ def _markdown(run: Run, figures: list[Path], note: str) -> str:
         lines += [f"![{figure.stem}]({figure.name})\n" for figure in figures]
     elif note:
         lines += [f"*No figures: {note}.*", ""]
-    lines += ["## Data", "", "One row per case, every `extra_info` field (see the README's *What gets saved*): "
+    lines += ["## Data", "", "One row per case, every `extra_info` field (see pytest-llmperf's docs/saved.md): "
               "[data.csv](data.csv), [data.jsonl](data.jsonl).", ""]
     return "\n".join(lines)
 

@@ -275,6 +275,11 @@ class Option:
     default_text: str = ""  # what an unset value means, for --help, where "off" would be wrong
 
     @property
+    def default_shown(self) -> str:
+        """The default as --help and docs/options.md show it."""
+        return self.default_text or ("off" if self.default is None else str(self.default))
+
+    @property
     def flag(self) -> str:
         return "--llmperf-" + self.dest.replace("_", "-")
 
@@ -293,7 +298,7 @@ OPTIONS: tuple[Option, ...] = (
            default_text="the built-in set's own, else none"),
     Option("split", "test", parse_text,
            "split to run; a dataset with only 'train' is split 80/20 with seed 42 into train/test", "NAME"),
-    Option("num_samples", "48", parse_num_samples, "prompts per round from the split ('all' for every row)", "N"),
+    Option("num_samples", "48", parse_num_samples, "prompts per round from the split ('all' for every row; more than the split has: all of them, with a warning)", "N"),
     Option("device", "auto", parse_device, f"device: {DEVICES_HELP}", "DEVICE"),
     Option("dtype", "float32", parse_choices(DTYPES), f"list of dtypes: {', '.join(DTYPES)}", "LIST"),
     Option("attn", "sdpa", parse_choices(ATTN_IMPLEMENTATIONS),
@@ -346,11 +351,13 @@ OPTIONS: tuple[Option, ...] = (
            "decode step must read over its measured time, over the copy bandwidth measured on this device)",
            "FRACTION"),
     Option("min_speedup", None, parse_fraction_or_rate(None),
-           "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session)", "X"),
+           "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session), judged on the "
+           "rounds (too noisy to tell: a warning)", "X"),
     Option("min_exact_match", "0.95", parse_fraction_or_rate(1.0),
-           "fail when fewer than this fraction of samples equal the bs=1 token ids (0..1)", "FRACTION"),
+           "fail when fewer than this fraction of samples equal the bs=1 token ids (0..1; 'off' disables)", "FRACTION"),
     Option("min_similarity", "0.95", parse_fraction_or_rate(1.0),
-           "fail when the mean word-level similarity to bs=1 is below this (0..1)", "FRACTION"),
+           "fail when the mean word-level similarity to bs=1 is below this (0..1; 'off' disables)", "FRACTION"),
+    # While the session runs.
     Option("on_oom", "fail", parse_choice(ON_OOM),
            "a case that runs out of memory: fail it, or skip it; either way in one line, its memory freed and "
            "larger batch sizes of its strategy skipped", "ACTION"),
@@ -366,7 +373,8 @@ OPTIONS: tuple[Option, ...] = (
            "and figures, the data as CSV and JSON lines, and the figures (with the 'report' extra)", "DIR"),
     Option("export", None, parse_exports,
            f"write results for dashboards at the end of the session: FORMAT=PATH pairs (comma-separated, paths "
-           f"relative to the rootdir), FORMAT one of {', '.join(EXPORT_FORMATS)}", "FORMAT=PATH"),
+           f"relative to the rootdir), FORMAT one of {', '.join(EXPORT_FORMATS)} "
+           f"(github-action-benchmark=DIR, bencher=FILE)", "FORMAT=PATH"),
     Option("push_to_hub", None, parse_repo_id,
            "append a row per case to this Hugging Face Hub dataset at the end of the session (needs a network and "
            "a token with write access, HF_TOKEN)", "ORG/NAME"),
@@ -380,7 +388,7 @@ OPTIONS: tuple[Option, ...] = (
            "fail, rather than skip, timing comparisons with a baseline measured on other hardware", flag_only=True),
     Option("tolerance", None, parse_tolerances,
            "how much worse than the baseline a metric may get before it can fail: a fraction for every metric, "
-           "and/or metric=fraction", "TOLERANCE", default_text="0.1 for tokens_per_s and samples_per_s"),
+           "and/or metric=fraction", "TOLERANCE", default_text="per metric: 0.2 for ttft_ms_p95 and itl_ms_p95, 0.1 for the others"),
     Option("alpha", "0.01", parse_fraction_or_rate(0.5),
            "significance level of the test that a change against the baseline is not noise", "P"),
     Option("min_baseline_match", "1.0", parse_fraction_or_rate(1.0),
@@ -394,6 +402,16 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 OPTIONS_BY_DEST = {option.dest: option for option in OPTIONS}
+# The sections of the option reference (docs/options.md, ``settings.reference``): each starts at the
+# option named here and runs to the next one's, so a new row joins the section it is written in.
+OPTION_GROUPS = {
+    "model": "The model, the workload and the sweep",
+    "gc": "Measurement hygiene",
+    "min_tokens_per_s": "Gates (unset: off, except the output gates, which default to strict)",
+    "on_oom": "While the session runs",
+    "report": "What the session leaves behind",
+    "baseline": "Against a stored earlier run (the cross-commit gate)",
+}
 
 # Names the user writes in ini/CLI for the list-valued axes, and the marker keywords for them.
 AXES = {  # option dest -> marker keyword

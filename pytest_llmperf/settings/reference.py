@@ -1,7 +1,7 @@
 """The option reference, docs/options.md, generated from the option table, so that an option cannot
 go undocumented and the page cannot drift from ``--help``.
 
-A generated page is hand-written prose around one block between ``BEGIN`` and ``END`` lines; only
+A generated page is hand-written prose around one block between a ``begin(command)`` and an ``END`` line; only
 the block is rewritten. ``python -m pytest_llmperf.settings.reference`` rewrites docs/options.md's
 block from ``OPTIONS``; ``--check`` rewrites nothing and exits 1 when the page differs (tests/test_docs.py
 asserts the same). ``output.reference`` does this for docs/saved.md, and both pages at once. Costs
@@ -51,22 +51,25 @@ def render_options() -> str:
     return "\n\n".join("\n".join(section) for section in sections)
 
 
-def replace_block(text: str, block: str, command: str) -> str:
-    """``text`` with the lines between its ``begin(command)`` and ``END`` lines replaced by ``block``."""
+def _block_span(text: str, command: str) -> tuple[int, int]:
+    """Where the block starts (after its ``begin(command)`` line) and ends (at the ``END`` line)."""
     start = text.find(begin(command))
     end = text.find(END, start)
     if start < 0 or end < start:
         raise ValueError(f"no generated block: expected a line {begin(command)!r}, later a line {END!r}")
-    return text[:start] + begin(command) + "\n" + block + "\n" + text[end:]
+    return start + len(begin(command)) + 1, end
+
+
+def replace_block(text: str, block: str, command: str) -> str:
+    """``text`` with the lines between its ``begin(command)`` and ``END`` lines replaced by ``block``."""
+    start, end = _block_span(text, command)
+    return text[:start] + block + "\n" + text[end:]
 
 
 def generated_block(text: str, command: str) -> str:
-    """The block between ``text``'s ``begin(command)`` and ``END`` lines, as ``replace_block`` writes it."""
-    start = text.find(begin(command))
-    end = text.find(END, start)
-    if start < 0 or end < start:
-        raise ValueError(f"no generated block: expected a line {begin(command)!r}, later a line {END!r}")
-    return text[start + len(begin(command)) + 1:end].removesuffix("\n")
+    """The block between ``text``'s ``begin(command)`` and ``END`` lines."""
+    start, end = _block_span(text, command)
+    return text[start:end].removesuffix("\n")
 
 
 def update(path: Path, render: Callable[[], str], command: str, check: bool) -> bool:

@@ -13,6 +13,7 @@ from .diagnose import diagnose
 from .metrics import METRICS_BY_NAME, rounds_at_equal_speed
 from .results import RunResult, speedup
 from .stats import REGRESSED, compare
+from .workload import prompt_text
 
 WORST_SAMPLES = 3
 PREVIEW_CHARS = 160
@@ -203,7 +204,7 @@ def sample_lines(title: str, divergences, reference_texts, result: RunResult, wo
     for divergence, reference_text in zip(divergences, reference_texts):
         similarity = f"similarity {similarities[divergence.index]:.2f}, " if similarities else ""
         lines.append(f"  - sample {divergence.index}: {similarity}{divergence.describe(tokenizer)}")
-        lines.append(f"      prompt: {_preview(workload.prompts[divergence.index])}")
+        lines.append(f"      prompt: {_preview(prompt_text(workload.prompts[divergence.index]))}")
         lines.append(f"      {reference_name}: {_preview(reference_text)}")
         lines.append(f"      now: {_preview(result.generations.samples[divergence.index].text)}")
     return lines

@@ -81,8 +81,8 @@ class PerfSession:
             rows = self._rows[spec]
             if isinstance(rows, WorkloadError):
                 raise rows
-            workload = format_workload(spec, rows, target.tokenizer)
             try:
+                workload = format_workload(spec, rows, target.tokenizer)
                 check_context(workload, target.model.config)
             except WorkloadError as exc:
                 self._workloads[key] = exc
@@ -90,6 +90,7 @@ class PerfSession:
                 self._workloads[key] = workload
         if isinstance(self._workloads[key], WorkloadError):
             raise self._workloads[key]
+        target.ready()  # its resident baseline, once per load, now that the workload is loaded too
         return self._workloads[key]
 
     def earlier_run(self) -> Baseline | None:

@@ -203,3 +203,16 @@ def test_a_gpt_neox_model_is_a_causal_lm_though_its_config_says_is_decoder_false
     path = model_dir(pytester, "neox", GPTNeoXForCausalLM(config))
     result = run_suite(f"--llmperf-model={path}", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
     result.assert_outcomes(passed=1)
+
+
+def test_a_truncated_weights_file_is_named_and_said_to_be_truncated_or_corrupt(run_suite, pytester):
+    import shutil
+
+    from pytest_llmperf.model import builtin
+
+    shutil.copytree(builtin.MODEL_DIR, pytester.path / "broken")
+    weights = pytester.path / "broken" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # a download cut short
+    result = run_suite("--llmperf-model=./broken", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
+    one_line_failure(result, "cannot load model './broken': weights file ./broken/model.safetensors is truncated or "
+                             "corrupt (safetensors: incomplete metadata, file not fully covered)")

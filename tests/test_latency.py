@@ -9,8 +9,8 @@ import pytest
 from conftest import SUITE
 from pytest_llmperf.measure import latency
 from pytest_llmperf.measure.latency import RequestLatency, round_latency
-from pytest_llmperf.strategies.latency_reporter import LatencyError, LatencyReporter
 from pytest_llmperf.output import journal
+from pytest_llmperf.strategies.latency_reporter import LatencyError, LatencyReporter
 
 BUILTIN_STRATEGIES = ("manual", "pipeline", "keydataset", "continuous", "continuous_serving")
 DISTRIBUTIONS = ("ttft_ms", "itl_ms", "tpot_ms", "e2e_ms", "queue_ms")

@@ -213,9 +213,9 @@ class MemoryReading:
 
 
 class PeakMemory(Instrument):
-    """Peak memory during each measured round, and the part above the loaded model (what was
-    resident right after it loaded, ``LoadedModel.resident_bytes``): activations, the KV cache and
-    the strategy's buffers, including those it set up before the rounds.
+    """Peak memory during each measured round, and the part above the loaded model (the
+    configuration's resident baseline, ``LoadedModel.ready``): activations, the KV cache and the
+    strategy's buffers, including those it set up before the rounds.
 
     On CUDA: ``torch.cuda.max_memory_allocated`` (and ``max_memory_reserved``), with the peak reset
     in each round's untimed setup. On CPU (Linux): the process's resident-set high-water mark
@@ -309,7 +309,7 @@ class Latency(Instrument):
 
 def resident_bytes(device: str) -> int | None:
     """What is resident now: torch's allocated bytes on CUDA; on CPU the live RSS (after a collection
-    and a heap trim), or None where it cannot be read. Taken right after a model loads."""
+    and a heap trim), or None where it cannot be read. Taken once a configuration is ready."""
     if device.startswith("cuda"):
         import torch
 

@@ -3,6 +3,10 @@
 Rows come from the built-in data file, a local .json/.jsonl/.csv/.parquet file or a hub dataset,
 all through ``datasets.load_dataset``. A dataset that only has a ``train`` split is split 80/20
 with seed 42 (as the FoodExtract tutorial does) and the configured split is taken from that.
+
+A prompt is a string (sent as the user turn) or a conversation, a list of ``{"role", "content"}``
+messages (sent as it is, a system turn included); either goes through the tokenizer's chat
+template when it has one. Any other value is an error naming its row.
 """
 
 from __future__ import annotations
@@ -24,11 +28,14 @@ class WorkloadError(Exception):
     """A one-line reason the dataset cannot be used (unknown id, missing split or column)."""
 
 
+Prompt = str | tuple[dict[str, str], ...]  # a text, or a conversation of {"role", "content"} messages
+
+
 @dataclass(frozen=True)
 class Rows:
     """The selected rows of the dataset, before any tokenizer is involved."""
 
-    prompts: tuple[str, ...]
+    prompts: tuple[Prompt, ...]
     references: tuple[str | None, ...] | None  # None for a row without a reference
     reference_column: str | None
 
@@ -45,12 +52,12 @@ class Workload:
     dataset: Any  # datasets.Dataset with a "text" column, for KeyDataset streaming
 
     @property
-    def prompts(self) -> tuple[str, ...]:
+    def prompts(self) -> tuple[Prompt, ...]:
         return self.rows.prompts
 
     @property
     def prompts_digest(self) -> str:
-        """The raw prompts (before any template): part of a case's identity."""
+        """The raw prompts (before any template; a conversation's every message): part of a case's identity."""
         from .identity import digest
 
         return digest(list(self.rows.prompts))
@@ -95,8 +102,9 @@ def load_rows(spec: WorkloadSpec) -> Rows:
         split = split.select(range(min(spec.num_samples, len(split))))
     if len(split) == 0:
         raise WorkloadError(f"dataset {spec.dataset!r} split {spec.split!r} has no rows")
-    prompts = tuple("" if value is None else str(value) for value in split[spec.prompt_column])
-    empty = sum(not prompt.strip() for prompt in prompts)
+    where = f"dataset {spec.dataset!r} split {spec.split!r}: prompt column {spec.prompt_column!r}"
+    prompts = tuple(read_prompt(value, f"{where}, row {row}") for row, value in enumerate(split[spec.prompt_column]))
+    empty = sum(not prompt_text(prompt, roles=False).strip() for prompt in prompts)
     if empty == len(prompts):
         raise WorkloadError(f"dataset {spec.dataset!r} split {spec.split!r}: every prompt in column "
                             f"{spec.prompt_column!r} is empty ({len(prompts)} rows)")
@@ -114,22 +122,74 @@ def load_rows(spec: WorkloadSpec) -> Rows:
     return Rows(prompts, references, reference_column)
 
 
+def read_prompt(value, where: str) -> Prompt:
+    """A cell of the prompt column as a prompt: a string, or a list of messages as a conversation
+    (``{"role", "content"}`` of each, both strings); a missing cell is an empty prompt."""
+    if value is None or isinstance(value, str):
+        return value or ""
+    if isinstance(value, list) and all(isinstance(message, dict) for message in value):
+        for index, message in enumerate(value):
+            for key in ("role", "content"):
+                if not isinstance(message.get(key), str):
+                    found = "missing" if message.get(key) is None else f"{_kind(message[key])}, not a string"
+                    raise WorkloadError(f"{where}, message {index}: {key!r} is {found}")
+        return tuple({"role": message["role"], "content": message["content"]} for message in value)
+    raise WorkloadError(f"{where} is {_kind(value)}, not a prompt: a string or a list of "
+                        '{"role", "content"} messages')
+
+
+def _kind(value) -> str:
+    shown = repr(value)
+    return f"{type(value).__name__} {shown if len(shown) <= 40 else shown[:37] + '...'}"
+
+
+def prompt_text(prompt: Prompt, roles: bool = True) -> str:
+    """A prompt as one line of text: a conversation's messages as ``role: content``, joined by `` | ``."""
+    if isinstance(prompt, str):
+        return prompt
+    return " | ".join(f"{message['role']}: {message['content']}" if roles else message["content"]
+                      for message in prompt)
+
+
 def format_workload(spec: WorkloadSpec, rows: Rows, tokenizer) -> Workload:
-    """Apply the chat template (``add_generation_prompt=True``) when there is one, else use raw prompts."""
+    """Render the prompts through the chat template (``add_generation_prompt=True``) when there is one,
+    a string as the user turn; else use the raw strings (a conversation then is an error)."""
     from datasets import Dataset
 
     if getattr(tokenizer, "chat_template", None):
-        texts = tuple(
-            tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-            for prompt in rows.prompts
-        )
+        texts = tuple(_render(tokenizer, prompt, f"prompt column {spec.prompt_column!r}, row {row}")
+                      for row, prompt in enumerate(rows.prompts))
+        _warn_dropped_messages(rows.prompts, texts, spec.prompt_column)
         add_special_tokens = False
-    else:
+    elif all(isinstance(prompt, str) for prompt in rows.prompts):
         texts, add_special_tokens = rows.prompts, True
+    else:
+        raise WorkloadError(f"prompt column {spec.prompt_column!r} holds conversations, but the model's tokenizer "
+                            "has no chat template to render them")
     input_ids = tuple(tuple(ids) for ids in tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"])
     return Workload(spec, rows, texts, input_ids, add_special_tokens, Dataset.from_dict({"text": list(texts)}))
+
+
+def _render(tokenizer, prompt: Prompt, where: str) -> str:
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # jinja's TemplateError for raise_exception("System role not supported"), ...
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkloadError(f"the model's chat template cannot render {where}: {message}") from None
+
+
+def _warn_dropped_messages(prompts, texts, column: str) -> None:
+    """A chat template may leave a turn out (some drop the system turn): said, with the first one."""
+    dropped = [(row, message["role"]) for row, (prompt, text) in enumerate(zip(prompts, texts))
+               if not isinstance(prompt, str)
+               for message in prompt if message["content"].strip() and message["content"].strip() not in text]
+    if dropped:
+        total = sum(len(prompt) for prompt in prompts if not isinstance(prompt, str))
+        row, role = dropped[0]
+        warnings.warn(UserWarning(
+            f"llmperf: the model's chat template leaves out {len(dropped)} of {total} messages in prompt column "
+            f"{column!r} (the first: row {row}, role {role!r}); the model does not see them"))
 
 
 def check_context(workload: Workload, model_config) -> None:

@@ -72,7 +72,7 @@ class PerfSession:
             raise self._load_errors[spec]
         self._release_model()
         try:
-            self._resident = load(spec, resident_bytes)
+            self._resident = load(spec)
         except LoadError as exc:
             self._load_errors[spec] = exc.with_traceback(None)  # its frames (and a half-loaded model) go
             raise
@@ -90,8 +90,8 @@ class PerfSession:
             rows = self._rows[spec]
             if isinstance(rows, WorkloadError):
                 raise rows
-            workload = format_workload(spec, rows, target.tokenizer)
             try:
+                workload = format_workload(spec, rows, target.tokenizer)
                 check_context(workload, target.model.config)
             except WorkloadError as exc:
                 self._workloads[key] = exc
@@ -99,6 +99,7 @@ class PerfSession:
                 self._workloads[key] = workload
         if isinstance(self._workloads[key], WorkloadError):
             raise self._workloads[key]
+        target.ready(resident_bytes)  # its resident baseline, once per load, now that the workload is loaded too
         return self._workloads[key]
 
     def earlier_run(self) -> Baseline | None:

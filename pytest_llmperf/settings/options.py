@@ -293,7 +293,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("model", BUILTIN, parse_text, "hub id or local model directory; 'builtin' is the embedded tiny model", "ID"),
     Option("dataset", BUILTIN, parse_text,
            "hub id or local .json/.jsonl/.csv/.parquet file; 'builtin' is the embedded FoodExtract-style set", "ID"),
-    Option("prompt_column", "sequence", parse_text, "dataset column holding the prompt text", "NAME"),
+    Option("prompt_column", "sequence", parse_text,
+           "dataset column holding the prompt: a string, or a conversation (a list of {role, content} messages, "
+           "through the chat template)", "NAME"),
     Option("reference_column", None, parse_optional_text, "dataset column holding reference outputs", "NAME",
            default_text="the built-in set's own, else none"),
     Option("split", "test", parse_text,

@@ -10,6 +10,7 @@ from typing import Any
 from ..measure.metrics import METRICS_BY_NAME, rounds_at_equal_speed
 from ..measure.results import RunResult, speedup
 from ..measure.stats import REGRESSED, compare
+from ..model.workload import prompt_text
 from ..settings.config import Thresholds
 from ..settings.options import CEILINGS
 from .diagnose import diagnose
@@ -203,7 +204,7 @@ def sample_lines(title: str, divergences, reference_texts, result: RunResult, wo
     for divergence, reference_text in zip(divergences, reference_texts):
         similarity = f"similarity {similarities[divergence.index]:.2f}, " if similarities else ""
         lines.append(f"  - sample {divergence.index}: {similarity}{divergence.describe(tokenizer)}")
-        lines.append(f"      prompt: {_preview(workload.prompts[divergence.index])}")
+        lines.append(f"      prompt: {_preview(prompt_text(workload.prompts[divergence.index]))}")
         lines.append(f"      {reference_name}: {_preview(reference_text)}")
         lines.append(f"      now: {_preview(result.generations.samples[divergence.index].text)}")
     return lines

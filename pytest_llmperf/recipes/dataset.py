@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
+
+from ..model.builtin import DATASET_FILE
 
 SEED = 1234
 NUM_ROWS = 1000
 NONE_FRACTION = 0.2
-OUTPUT_FILE = Path(__file__).parent / "files" / "foodextract_synth.jsonl"
+OUTPUT_FILE = DATASET_FILE
 
 # Foods grouped by the serving phrases that read naturally with them.
 BOWL_FOODS = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PLUGIN_DIR = Path(__file__).resolve().parent
+PLUGIN_DIR = Path(__file__).resolve().parent.parent  # the package, this module being in run/
 STRATEGIES_DIR = PLUGIN_DIR / "strategies"  # built-in strategies: their frames say what was running
 
 

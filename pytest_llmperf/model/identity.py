@@ -76,7 +76,10 @@ def causes(target, workload) -> dict:
         "prompt_token_ids": digest(per_prompt),
         "prompt_token_ids_per_prompt": per_prompt,
         "generation_config": digest(config),
-        "generation_config_resolved": config,
+        # JSON as every writer takes it: a compile mode's CompileConfig becomes its fields (the digest
+        # above keeps its old spelling, so saved baselines stay comparable)
+        "generation_config_resolved": {key: value.to_dict() if hasattr(value, "to_dict") else value
+                                       for key, value in config.items()},
     }
 
 

@@ -159,3 +159,19 @@ def test_a_bad_export_option_is_a_usage_error(pytester):
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--llmperf-export: unknown export format 'excel'; valid formats: "
                                  "github-action-benchmark, bencher*"])
+
+
+def test_a_compile_modes_generation_config_is_saved_as_plain_json():
+    """Found on an H200: with --llmperf-compile reduce-overhead the resolved generation config holds a
+    transformers ``CompileConfig``, and the report folder failed to write it."""
+    import json
+
+    from transformers import GenerationConfig
+    from transformers.generation.configuration_utils import CompileConfig
+
+    from pytest_llmperf.model.identity import as_saved, generation_config
+
+    config = GenerationConfig(max_new_tokens=4)
+    config.compile_config = CompileConfig(mode="reduce-overhead")
+    saved = as_saved(generation_config(config))
+    assert json.loads(json.dumps(saved))["compile_config"]["mode"] == "reduce-overhead"

@@ -65,6 +65,13 @@ def generation_config(config) -> dict:
             if key not in GENERATION_CONFIG_BOOKKEEPING and not key.startswith("_")}
 
 
+def as_saved(config: dict) -> dict:
+    """The resolved generation config as every writer takes it (JSON): a compile mode's
+    ``CompileConfig`` becomes its fields. The digest keeps the raw form's spelling, so saved
+    baselines stay comparable."""
+    return {key: value.to_dict() if hasattr(value, "to_dict") else value for key, value in config.items()}
+
+
 def causes(target, workload) -> dict:
     """The causes of one (loaded model, workload); computed once per pair by the session."""
     per_prompt = [ids_digest(ids) for ids in workload.input_ids]
@@ -76,10 +83,7 @@ def causes(target, workload) -> dict:
         "prompt_token_ids": digest(per_prompt),
         "prompt_token_ids_per_prompt": per_prompt,
         "generation_config": digest(config),
-        # JSON as every writer takes it: a compile mode's CompileConfig becomes its fields (the digest
-        # above keeps its old spelling, so saved baselines stay comparable)
-        "generation_config_resolved": {key: value.to_dict() if hasattr(value, "to_dict") else value
-                                       for key, value in config.items()},
+        "generation_config_resolved": as_saved(config),
     }
 
 

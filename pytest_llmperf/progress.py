@@ -5,7 +5,9 @@ for the line), so it sits with pytest's own output.
 It is an instrument (``instruments.Instrument``) whose only work is in ``after_round``, pytest-
 benchmark's untimed teardown: a clock read per round, and a line at most every ``interval_s``
 seconds, so a short case prints nothing and a round is never slowed. ``--llmperf-progress``:
-``auto`` (the default) shows it on a terminal and keeps CI logs quiet; ``on``; ``off``.
+``auto`` (the default) shows it every 10 s on a terminal, and where the output is not one (a CI
+log, where pytest's dots only show when a file's tests are all done) it is a heartbeat, every
+``--llmperf-heartbeat`` seconds (60; ``off`` silences it); ``on``; ``off``.
 """
 
 from __future__ import annotations

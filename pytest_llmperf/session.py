@@ -7,13 +7,10 @@ bad model id fails every test that needs it with the same one-line message, with
 
 from __future__ import annotations
 
-import warnings
-
 from . import environment, identity
 from .baseline import Baseline, BaselineError
 from .baseline import load as load_baseline
 from .config import ModelSpec, Settings, WorkloadSpec
-from .environment import oversubscription_warning
 from .journal import Journal
 from .memory import OutOfMemory
 from .loading import LoadedModel, LoadError, load
@@ -41,9 +38,6 @@ class PerfSession:
         self._benchmark_compare_path = benchmark_compare_path
         self._earlier_run: Baseline | BaselineError | None | bool = False  # False: not looked for yet
         self._machine_info: dict | None = None
-        warning = oversubscription_warning()  # once per session, on the first perf test
-        if warning:
-            warnings.warn(UserWarning(warning), stacklevel=2)
         self.results: list[RunResult] = []
         self._resident: LoadedModel | None = None
         self._load_errors: dict[ModelSpec, LoadError] = {}

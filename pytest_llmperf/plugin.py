@@ -299,7 +299,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     config = session.config
     reporter = config.pluginmanager.getplugin("terminalreporter")
     if (not config.stash[SWEEP].total or config.option.collectonly or reporter is None
-            or hasattr(config, "workerinput")):
+            or hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("benchmark")):
         return
     busy = _busy_machine(config)
     if busy:

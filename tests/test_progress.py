@@ -38,6 +38,20 @@ def test_a_line_says_the_round_the_rate_and_the_sweeps_eta_at_most_once_per_inte
                      "sweep: test 3 of 4, about 52s left"]  # 2 rounds left at 6 s, then 1 test at 40 s
 
 
+def test_the_interval_runs_across_cases_so_that_short_ones_still_show_the_job_is_alive():
+    lines, clock = [], Clock()
+    sweep = Sweep(total=2)
+    for label in ("manual bs=1", "manual bs=4"):  # 40 s each, a line at most every 60 s
+        progress = Progress(lines.append, label, warmup=0, rounds=2, samples=8, sweep=sweep, interval_s=60,
+                            clock=clock)
+        progress.open()
+        for _ in range(2):
+            clock.now += 20
+            progress.after_round()
+        sweep.finished(40.0)
+    assert len(lines) == 1 and lines[0].startswith("llmperf: manual bs=4: round 1 of 2 (measured 1/2), 8 samples")
+
+
 def test_durations_read_as_people_write_them():
     assert [duration(s) for s in (0.42, 7, 75, 3725)] == ["0.4s", "7.0s", "1m15s", "1h02m"]
 

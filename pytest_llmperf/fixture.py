@@ -12,8 +12,6 @@ plugin fails the test with every failed gate's readable message (``pytest_pyfunc
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 
 from .measure.latency import LatencyError
@@ -25,6 +23,7 @@ from .run import runner
 from .run.session import PerfSession
 from .settings.config import ModelSpec, TestSettings
 from .settings.options import MAX_BATCH, MAX_BATCH_ALIASES
+from .settings.warning_types import LLMPerfConfigWarning, NoisyMeasurementWarning, warn
 from .verdicts.baseline import BaselineError
 from .verdicts.gates import GateReport, check, speedup_gate
 
@@ -79,18 +78,18 @@ class LLMPerf:
         self._benchmark.extra_info.update(result.extra_info())
         timing = result.timing
         if timing is not None and any(timing.compilations):
-            warnings.warn(pytest.PytestWarning(
+            warn(LLMPerfConfigWarning(
                 f"llmperf: torch.compile compiled {sum(timing.compilations)} graph(s) during the measured "
                 f"rounds of {result.label}, so its time includes compilation; raise --llmperf-warmup"))
         throttled = timing.instrument_info.get("gpu_throttle_reasons") if timing is not None else None
         if throttled:
-            warnings.warn(pytest.PytestWarning(
+            warn(NoisyMeasurementWarning(
                 f"llmperf: {result.label}: the GPU's clocks were held down during the measured rounds "
                 f"({', '.join(throttled)}; SM clock {timing.instrument_info['gpu_sm_clock_mhz_min']:.0f} MHz at its "
                 "lowest): a throttled measurement is not a clean one"))
         if timing is not None and timing.steadiness.steady is False:
             rounds = ", ".join(f"{s:.3f}" for s in timing.round_s)
-            warnings.warn(pytest.PytestWarning(
+            warn(NoisyMeasurementWarning(
                 f"llmperf: {result.label} is not steady: {'; '.join(timing.steadiness.problems())} "
                 f"(rounds {rounds} s); raise --llmperf-warmup or --llmperf-rounds, or quieten the machine"))
         self._gate(result, outputs=check_outputs, throughput=True)
@@ -186,9 +185,10 @@ class LLMPerf:
 
     def _record(self, report: GateReport) -> None:
         """Keep a gate report on the test; the plugin fails the test with it once the body returns."""
-        for gate in report.gates:
+        for gate in report.gates:  # too noisy to judge, or not measured here (a setting's doing)
             if gate.inconclusive:
-                warnings.warn(pytest.PytestWarning(f"llmperf: {report.result.label}: {gate.line()}"))
+                kind = NoisyMeasurementWarning if gate.measured is not None else LLMPerfConfigWarning
+                warn(kind(f"llmperf: {report.result.label}: {gate.line()}"))
         text = None
         if not report.passed:
             target, workload = self.target, self.workload

@@ -31,6 +31,9 @@ SESSION = pytest.StashKey[object]()
 PYTEST_SESSION = pytest.StashKey[pytest.Session]()
 DROPPED = pytest.StashKey[list]()  # benchmarks interrupted before their first round ended
 SWEEP = pytest.StashKey[Sweep]()  # the session's perf tests, for the progress line's estimate
+NOTES = pytest.StashKey[list]()  # lines about the options, for the summary of a session with perf tests
+NO_BENCHMARK = ("pytest-llmperf times perf tests through pytest-benchmark, which -p no:benchmark switched off; "
+                "to check outputs without timing, use --benchmark-disable instead")
 XDIST_UNTIMED = ("llmperf: nothing was timed: pytest-benchmark disables timing under pytest-xdist (-n), so these "
                  "tables show outputs only; time without -n (docs/parallel.md)")
 
@@ -65,10 +68,11 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash[SETTINGS] = Settings.from_options(
         values, explicit, benchmark_disable_gc=bool(config.getoption("benchmark_disable_gc", False)),
         timer=str(config.getoption("benchmark_timer", None) or "time.perf_counter"))
+    notes = config.stash[NOTES] = []  # said at the end, and only where the session has perf tests
     if settings.threads is not None:  # before any torch work, so that inter-op threads can still be set
         from .measure.environment import apply_threads
 
-        apply_threads(settings.threads)
+        notes.append(apply_threads(settings.threads))
     if settings.push_to_hub is not None and not hasattr(config, "workerinput"):  # not after an hour-long sweep
         from .output.hub import HubError, require_token
 
@@ -87,16 +91,16 @@ def pytest_configure(config: pytest.Config) -> None:
         from .run.distributed import RecordReceiver
 
         config.pluginmanager.register(RecordReceiver(lambda: _perf_session(config)), "llmperf-xdist-receiver")
+    # Not config-time warnings: a project without perf tests (many set --benchmark-* in addopts, under
+    # filterwarnings = error) must not hear of them, nor fail on them.
     ignored = benchmark_options_that_do_not_apply(config)
     if ignored:
-        config.issue_config_time_warning(pytest.PytestWarning(
-            f"llmperf: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to perf tests, which "
-            "run a fixed number of pedantic rounds: set --llmperf-warmup and --llmperf-rounds"), stacklevel=2)
+        notes.append(f"llmperf: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to perf "
+                     "tests, which run a fixed number of pedantic rounds: set --llmperf-warmup and --llmperf-rounds")
     floors = sorted(set(settings.explicit_thresholds) & set(THROUGHPUT_THRESHOLDS))
     if floors and (config.getoption("benchmark_disable", False) or config.getoption("numprocesses", None)):
-        config.issue_config_time_warning(pytest.PytestWarning(
-            f"llmperf: {', '.join(floors)} will not be checked: timing is disabled "
-            "(--benchmark-disable, or pytest-benchmark disables itself under xdist -n)"), stacklevel=2)
+        notes.append(f"llmperf: {', '.join(floors)} will not be checked: timing is disabled "
+                     "(--benchmark-disable, or pytest-benchmark disables itself under xdist -n)")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -147,7 +151,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             benchmark_session.xdist_benchmark_found = False
 
 
-def _perf_session(config: pytest.Config):
+def _perf_session(config: pytest.Config, node: pytest.Item | None = None):
+    """The session's ``PerfSession``, created on first use: by its first perf test (``node``), which
+    then carries the warning of a busy machine, if any; or on an xdist controller, by the first records."""
     if SESSION not in config.stash:
         from .output.journal import Journal
         from .run.session import PerfSession
@@ -158,7 +164,22 @@ def _perf_session(config: pytest.Config):
         journal = Journal(config.rootpath / settings.results_file if writes else None, {"rootdir": str(config.rootpath)})
         config.stash[SESSION] = PerfSession(settings, lambda: from_benchmark_compare(config), journal,
                                             progress=_progress_writer(config), sweep=config.stash[SWEEP])
+        busy = _busy_machine(config) if node is not None else None
+        if busy:
+            from .settings.warning_types import NoisyMeasurementWarning
+
+            node.warn(NoisyMeasurementWarning(busy))
     return config.stash[SESSION]
+
+
+def _busy_machine(config: pytest.Config) -> str | None:
+    """``environment.busy_machine`` for this process: on an xdist worker, one of as many processes."""
+    import os
+
+    from .measure.environment import busy_machine
+
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") if hasattr(config, "workerinput") else "1"
+    return busy_machine(int(workers) if workers.isdigit() else 1)
 
 
 def _test_settings(config: pytest.Config, node):
@@ -245,8 +266,8 @@ def llmperf(request: pytest.FixtureRequest, benchmark, _llmperf_model):
     reason = unsupported_reason(spec)
     if reason:
         pytest.skip(reason)
-    return LLMPerf(request, benchmark, _perf_session(request.config), _test_settings(request.config, request.node),
-                   spec)
+    return LLMPerf(request, benchmark, _perf_session(request.config, request.node),
+                   _test_settings(request.config, request.node), spec)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -275,6 +296,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     in_run_order(items, perf_items, (MODEL_PARAM, *MODEL_AXES))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A busy machine, said as the perf tests start (and again on the first of them, as a warning), so
+    that a slow run explains itself while it runs. On an xdist worker, whose output nobody sees, only
+    the warning, which reaches the controller's summary."""
+    config = session.config
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if (not config.stash[SWEEP].total or config.option.collectonly or reporter is None
+            or hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("benchmark")):
+        return
+    busy = _busy_machine(config)
+    if busy:
+        reporter.write_line(busy, yellow=True)
+        reporter.flush()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest sets up fixtures, which fails on `benchmark` in 40 lines
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _is_perf_test(item) and "benchmark" in getattr(item, "fixturenames", ()) and \
+            not item.config.pluginmanager.hasplugin("benchmark"):
+        pytest.fail(NO_BENCHMARK, pytrace=False)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
     """How long each perf test took, for the progress line's estimate of the sweep's end."""
@@ -289,19 +332,27 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
 
 def _progress_writer(config: pytest.Config):
     """``(write, interval_s)`` for progress lines (``progress.py``): pytest's terminal reporter, with
-    capture suspended as live logging does it; None when progress is off (``auto``: off unless the
-    output is a terminal, and always on an xdist worker, whose output is not the user's terminal)."""
-    mode = config.stash[SETTINGS].progress
+    capture suspended as live logging does it, and flushed, so that a CI log shows each line as it
+    comes; None when progress is off (always on an xdist worker, whose output is not the user's).
+    ``auto``: every 10 s on a terminal; elsewhere (a CI log) a heartbeat every --llmperf-heartbeat s."""
+    settings = config.stash[SETTINGS]
+    mode = settings.progress
     reporter = config.pluginmanager.getplugin("terminalreporter")
-    if mode == "off" or reporter is None or hasattr(config, "workerinput") or (mode == "auto" and not reporter.isatty):
+    if mode == "off" or reporter is None or hasattr(config, "workerinput"):
         return None
+    interval_s = mode if isinstance(mode, float) else INTERVAL_S
+    if mode == "auto" and not reporter.isatty:
+        if settings.heartbeat is None:
+            return None
+        interval_s = settings.heartbeat
     capture = config.pluginmanager.getplugin("capturemanager")
 
     def write(line: str) -> None:
         with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
             reporter.write_line(line)
+            reporter.flush()
 
-    return write, (mode if isinstance(mode, float) else INTERVAL_S)
+    return write, interval_s
 
 
 def _is_perf_test(item: pytest.Item) -> bool:
@@ -363,6 +414,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             raise
         regression = True
     _write_tables(terminalreporter, config)
+    if config.stash[SWEEP].total or SESSION in config.stash:  # perf tests collected here, or run on workers
+        for note in filter(None, config.stash[NOTES]):
+            terminalreporter.write_line(note, yellow=True)
     perf_session = config.stash.get(SESSION, None)
     if perf_session is not None and perf_session.records and config.getoption("dist", "no") != "no":
         terminalreporter.write_line(XDIST_UNTIMED, yellow=True)

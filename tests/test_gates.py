@@ -117,10 +117,8 @@ def test_floors_say_not_checked_when_timing_is_disabled(run_suite):
     result = run_suite("-rA", "-W", "default", "--benchmark-disable", "--llmperf-strategies", "manual",
                        "--llmperf-batch-sizes", "1", "--llmperf-min-tokens-per-s", "5")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines([
-        "*llmperf: min_tokens_per_s will not be checked: timing is disabled*",
-        "*tokens per s: not checked (timing is disabled: --benchmark-disable*",
-    ])
+    result.stdout.fnmatch_lines(["*tokens per s: not checked (timing is disabled: --benchmark-disable*"])
+    result.stdout.fnmatch_lines(["llmperf: min_tokens_per_s will not be checked: timing is disabled*"])  # summary
 
 
 NO_PAYOFF_CONFTEST = '''

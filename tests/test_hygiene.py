@@ -111,6 +111,67 @@ def test_threads_must_be_a_positive_integer(run_suite):
     result.stderr.fnmatch_lines(["*--llmperf-threads: invalid value '0'; expected an integer >= 1*"])
 
 
+# -- a busy machine, said at the start ---------------------------------------------------------------
+
+BUSY_SUITE = '''
+def test_unit():
+    pass
+
+
+def test_perf(llmperf):
+    pass
+'''
+
+
+def test_more_threads_than_cpus_is_said_as_the_perf_tests_start_and_warned_on_the_first(pytester):
+    from pytest_llmperf.measure.environment import cpus_available
+
+    cpus = cpus_available()
+    pytester.makepyfile(test_perf=BUSY_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "default", f"--llmperf-threads={cpus + 1}")
+    result.assert_outcomes(passed=2)
+    line = (f"llmperf: torch runs {cpus + 1} threads on {cpus} available CPU(s): rounds will be slow and erratic; "
+            f"set --llmperf-threads {cpus}")
+    result.stdout.fnmatch_lines(["collected 2 items", line, "test_perf.py ..*",
+                                 f"*test_perf.py:*: NoisyMeasurementWarning: {line}"])
+    without_perf_tests = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--llmperf-threads={cpus + 1}",
+                                                       "-k", "unit")
+    without_perf_tests.assert_outcomes(passed=1, deselected=1)
+    assert "llmperf:" not in without_perf_tests.stdout.str()
+
+
+def test_threads_times_xdist_workers_above_the_cpus_is_a_warning(pytester):
+    from pytest_llmperf.measure.environment import cpus_available
+
+    cpus = cpus_available()
+    pytester.makepyfile(test_perf=BUSY_SUITE)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-W", "default", "-n", "2",
+                                           f"--llmperf-threads={cpus}")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"*NoisyMeasurementWarning: llmperf: torch runs {cpus} threads in each of 2 "
+                                 f"processes on {cpus} available CPU(s): rounds will be slow and erratic; set "
+                                 f"--llmperf-threads {max(1, cpus // 2)}"])
+
+
+def test_a_load_above_the_cpu_count_is_said_as_the_perf_tests_start(pytester, monkeypatch):
+    """The load average is the OS's reading, set here: a machine busier than its CPU count cannot be
+    made on demand without loading it for a minute (this suite's own 2-core machine often is)."""
+    import os
+
+    cpus = os.cpu_count()
+    monkeypatch.setattr(os, "getloadavg", lambda: (cpus + 1.5, 0.0, 0.0))
+    pytester.makepyfile(test_perf=BUSY_SUITE)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "default")
+    result.assert_outcomes(passed=2)
+    line = (f"llmperf: the machine is busy (load average {cpus + 1.5:g} on {cpus} CPUs): rounds will be slower and "
+            "noisier, and verdicts the noise cannot support are inconclusive rather than wrong")
+    result.stdout.fnmatch_lines(["collected 2 items", line, "test_perf.py ..*",
+                                 f"*test_perf.py:*: NoisyMeasurementWarning: {line}"])
+    without_perf_tests = pytester.runpytest("-p", "no:cacheprovider", "-k", "unit")
+    without_perf_tests.assert_outcomes(passed=1, deselected=1)
+    assert "llmperf:" not in without_perf_tests.stdout.str()
+
+
 # -- steady state -----------------------------------------------------------------------------------
 
 SLOW_FIRST_ROUND_CONFTEST = '''

@@ -14,13 +14,12 @@ proportion to the CPU it gets. Measured figures: ``docs/benchmarks/cpu-2core-hyg
 from __future__ import annotations
 
 import os
-import warnings
 
 
-def apply_threads(count: int) -> None:
+def apply_threads(count: int) -> str | None:
     """Set torch's intra-op and inter-op threads. Call before any parallel work (at start-up): torch
-    refuses to change inter-op threads once they ran; that is then a warning, and the intra-op
-    setting still applies."""
+    refuses to change inter-op threads once they ran; that is then a line to show (returned), and the
+    intra-op setting still applies."""
     import torch
 
     torch.set_num_threads(count)
@@ -28,9 +27,9 @@ def apply_threads(count: int) -> None:
         try:
             torch.set_num_interop_threads(count)
         except RuntimeError as exc:
-            warnings.warn(UserWarning(
-                f"llmperf: --llmperf-threads {count}: inter-op threads stay at {torch.get_num_interop_threads()} "
-                f"({str(exc).splitlines()[0]})"), stacklevel=2)
+            return (f"llmperf: --llmperf-threads {count}: inter-op threads stay at {torch.get_num_interop_threads()} "
+                    f"({str(exc).splitlines()[0]})")
+    return None
 
 
 def cpus_available() -> int:
@@ -60,12 +59,20 @@ def conditions() -> dict:
     return {**threads(), "cpus_available": cpus_available(), "load_avg_1m": load_average()}
 
 
-def oversubscription_warning() -> str | None:
-    """A one-line warning when torch runs more intra-op threads than the process has CPUs."""
+def busy_machine(processes: int = 1) -> str | None:
+    """One line when the machine is oversubscribed: torch's intra-op threads times the processes that
+    run them (pytest-xdist workers) above the CPUs this process may use, or a 1-minute load average
+    above the machine's CPU count. Rounds then run slower and vary more; a verdict the noise cannot
+    support is inconclusive, not wrong."""
     count, cpus = threads()["torch_num_threads"], cpus_available()
-    if count > cpus:
-        return (f"llmperf: torch runs {count} threads on {cpus} available CPU(s): rounds will be slow and erratic; "
-                f"set --llmperf-threads {cpus}")
+    if count * processes > cpus:
+        each = f"{count} threads in each of {processes} processes" if processes > 1 else f"{count} threads"
+        return (f"llmperf: torch runs {each} on {cpus} available CPU(s): rounds will be slow and erratic; "
+                f"set --llmperf-threads {max(1, cpus // processes)}")
+    load, total = load_average(), os.cpu_count() or 1
+    if load is not None and load > total:
+        return (f"llmperf: the machine is busy (load average {load:g} on {total} CPUs): rounds will be slower and "
+                "noisier, and verdicts the noise cannot support are inconclusive rather than wrong")
     return None
 
 

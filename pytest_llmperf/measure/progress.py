@@ -5,7 +5,9 @@ for the line), so it sits with pytest's own output.
 It is an instrument (``instruments.Instrument``) whose only work is in ``after_round``, pytest-
 benchmark's untimed teardown: a clock read per round, and a line at most every ``interval_s``
 seconds, so a short case prints nothing and a round is never slowed. ``--llmperf-progress``:
-``auto`` (the default) shows it on a terminal and keeps CI logs quiet; ``on``; ``off``.
+``auto`` (the default) shows it every 10 s on a terminal, and where the output is not one (a CI
+log, where pytest's dots only show when a file's tests are all done) it is a heartbeat, every
+``--llmperf-heartbeat`` seconds (60; ``off`` silences it); ``on``; ``off``.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ def duration(seconds: float) -> str:
 
 @dataclass
 class Sweep:
-    """The session's perf tests: how many there are, and how long the finished ones took."""
+    """The session's perf tests: how many there are, how long the finished ones took, and when the
+    last progress line was written (the interval runs across cases, so short cases still get one)."""
 
     total: int = 0
     finished_s: list[float] = field(default_factory=list)
+    shown: float | None = None  # the progress clock's time of the last line (or of the first case's start)
 
     def finished(self, seconds: float) -> None:
         self.finished_s.append(seconds)
@@ -54,17 +58,19 @@ class Progress(Instrument):
         self._write, self._label, self._warmup, self._rounds = write, label, warmup, rounds
         self._samples, self._sweep, self._interval_s, self._clock = samples, sweep, interval_s, clock
         self._done = 0
-        self._started = self._shown = 0.0
+        self._started = 0.0
 
     def open(self) -> None:
-        self._started = self._shown = self._clock()
+        self._started = self._clock()
+        if self._sweep.shown is None:
+            self._sweep.shown = self._started
 
     def after_round(self, generations=None) -> None:
         self._done += 1
         now = self._clock()
-        if now - self._shown < self._interval_s or self._done > self._warmup + self._rounds:
+        if now - self._sweep.shown < self._interval_s or self._done > self._warmup + self._rounds:
             return None  # (--benchmark-cprofile runs one more call after the rounds)
-        self._shown = now
+        self._sweep.shown = now
         try:
             self._write(self.line(now))
         except Exception:  # a closed terminal: progress is never worth failing a measured case

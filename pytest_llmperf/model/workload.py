@@ -11,13 +11,13 @@ template when it has one. Any other value is an error naming its row.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..settings.config import WorkloadSpec
 from ..settings.options import BUILTIN
+from ..settings.warning_types import LLMPerfConfigWarning, warn
 from . import builtin
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -96,7 +96,7 @@ def load_rows(spec: WorkloadSpec) -> Rows:
         )
     if spec.num_samples is not None:
         if spec.num_samples > len(split):
-            warnings.warn(UserWarning(
+            warn(LLMPerfConfigWarning(
                 f"llmperf: --llmperf-num-samples {spec.num_samples}, but dataset {spec.dataset!r} split "
                 f"{spec.split!r} has {len(split)} rows; running all {len(split)}"))
         split = split.select(range(min(spec.num_samples, len(split))))
@@ -109,7 +109,7 @@ def load_rows(spec: WorkloadSpec) -> Rows:
         raise WorkloadError(f"dataset {spec.dataset!r} split {spec.split!r}: every prompt in column "
                             f"{spec.prompt_column!r} is empty ({len(prompts)} rows)")
     if empty:
-        warnings.warn(UserWarning(f"llmperf: {empty} of {len(prompts)} prompts in column {spec.prompt_column!r} "
+        warn(LLMPerfConfigWarning(f"llmperf: {empty} of {len(prompts)} prompts in column {spec.prompt_column!r} "
                                   "are empty; they are generated for like the others"))
     references = None
     if reference_column:  # a missing cell is missing, not the text "None"
@@ -117,7 +117,7 @@ def load_rows(spec: WorkloadSpec) -> Rows:
                            for value in split[reference_column])
         missing = sum(reference is None for reference in references)
         if missing:
-            warnings.warn(UserWarning(f"llmperf: {missing} of {len(references)} rows have no reference in column "
+            warn(LLMPerfConfigWarning(f"llmperf: {missing} of {len(references)} rows have no reference in column "
                                       f"{reference_column!r}; the reference scores leave them out"))
     return Rows(prompts, references, reference_column)
 
@@ -187,7 +187,7 @@ def _warn_dropped_messages(prompts, texts, column: str) -> None:
     if dropped:
         total = sum(len(prompt) for prompt in prompts if not isinstance(prompt, str))
         row, role = dropped[0]
-        warnings.warn(UserWarning(
+        warn(LLMPerfConfigWarning(
             f"llmperf: the model's chat template leaves out {len(dropped)} of {total} messages in prompt column "
             f"{column!r} (the first: row {row}, role {role!r}); the model does not see them"))
 
@@ -207,7 +207,7 @@ def check_context(workload: Workload, model_config) -> None:
     budget = workload.spec.max_new_tokens
     past = [length for length in lengths if length + budget > context]
     if past:
-        warnings.warn(UserWarning(
+        warn(LLMPerfConfigWarning(
             f"llmperf: {len(past)} of {len(lengths)} prompts plus --llmperf-max-new-tokens {budget} exceed the "
             f"model's context of {context} tokens (longest prompt {max(past)} tokens); generations that run "
             f"that long go past it"))

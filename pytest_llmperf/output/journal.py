@@ -18,8 +18,9 @@ import json
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
+
+from ..settings.warning_types import LLMPerfConfigWarning, warn
 
 SCHEMA = 1
 
@@ -47,7 +48,7 @@ class Journal:
                                  "argv": sys.argv[1:], **self._header})
             self._write({"kind": "case", **record})
         except OSError as exc:  # a read-only rootdir or a full disk must not fail the perf tests
-            warnings.warn(UserWarning(f"llmperf: cannot write the results file {self.path} ({exc.strerror or exc}); "
+            warn(LLMPerfConfigWarning(f"llmperf: cannot write the results file {self.path} ({exc.strerror or exc}); "
                                       "it is off for this session (--llmperf-results-file sets another path)"))
             self.close()
             self.path = None

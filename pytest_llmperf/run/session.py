@@ -7,10 +7,7 @@ bad model id fails every test that needs it with the same one-line message, with
 
 from __future__ import annotations
 
-import warnings
-
 from ..measure import environment
-from ..measure.environment import oversubscription_warning
 from ..measure.instruments import resident_bytes
 from ..measure.memory import OutOfMemory
 from ..measure.results import RunResult
@@ -50,9 +47,6 @@ class PerfSession:
         self._benchmark_compare_path = benchmark_compare_path
         self._earlier_run: Baseline | BaselineError | None | bool = False  # False: not looked for yet
         self._machine_info: dict | None = None
-        warning = oversubscription_warning()  # once per session, on the first perf test
-        if warning:
-            warnings.warn(UserWarning(warning), stacklevel=2)
         self.results: list[RunResult] = []
         self._resident: LoadedModel | None = None
         self._load_errors: dict[ModelSpec, LoadError] = {}

@@ -368,7 +368,12 @@ OPTIONS: tuple[Option, ...] = (
            "it measured (relative to the rootdir; 'off' disables)", "PATH"),
     Option("progress", "auto", parse_progress,
            "a progress line every 10 s while a case runs (round k of n, samples/s so far, the sweep's ETA): 'auto' "
-           "on a terminal and off in CI logs, 'on', 'off', or a number: on, every that many seconds", "MODE"),
+           "on a terminal, and where the output is not one (CI logs) every --llmperf-heartbeat seconds; 'on', "
+           "'off', or a number: on, every that many seconds", "MODE"),
+    Option("heartbeat", "60", parse_fraction_or_rate(None),
+           "with --llmperf-progress auto and the output not a terminal (CI logs), a progress line at most every "
+           "this many seconds, at the end of a round, so that a long job shows it is alive ('off' silences it)",
+           "SECONDS"),
     # What the session leaves behind besides pytest-benchmark's files.
     Option("report", None, parse_optional_path,
            "write a report folder at the end of the session (relative to the rootdir): report.md with the tables "

@@ -1,4 +1,5 @@
-"""Model loading: one ``ModelSpec`` -> one ``LoadedModel`` (model + tokenizer on the device).
+"""Model loading: one ``ModelSpec`` -> one ``LoadedModel`` (model + tokenizer on the device). A
+``shape:`` model is built on the device with random weights instead (``shapes.py``).
 
 Everything heavy is imported inside functions. ``unsupported_reason`` decides, before anything is
 loaded, whether a combination can run on this machine at all (the test is then skipped with that
@@ -148,13 +149,6 @@ def model_source(model: str) -> str:
     return str(builtin.MODEL_DIR) if model == BUILTIN else model
 
 
-def unsupported_attention(message: str) -> str | None:
-    """transformers' "does not support ... attention" as its first sentence, or None."""
-    if "does not support" in message and "ttention" in message:
-        return message.split(". ")[0].rstrip(".")
-    return None
-
-
 def _looks_like_a_path(source: str) -> bool:
     """Not a hub id (``name`` or ``org/name``): absolute, ``./``, ``~``, or deeper than ``org/name``."""
     return source.startswith(("/", ".", "~")) or "\\" in source or source.count("/") > 1
@@ -194,10 +188,10 @@ def load(spec: ModelSpec) -> LoadedModel:
         raise LoadError(f"cannot load model {spec.model!r}: {exc}") from None
     except Exception as exc:  # OSError for unknown ids/offline, ValueError for unsupported attention...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        attention = unsupported_attention(message) if isinstance(exc, ValueError) else None
-        if attention:
+        if isinstance(exc, ValueError) and "does not support" in message and "ttention" in message:
+            first_sentence = message.split(". ")[0].rstrip(".")
             raise UnsupportedCombination(
-                f"model {spec.model!r} with attn_implementation={spec.attn_implementation}: {attention}"
+                f"model {spec.model!r} with attn_implementation={spec.attn_implementation}: {first_sentence}"
             ) from None
         if shape:
             message = shapes.explain(exc, spec.model)

@@ -88,11 +88,15 @@ def build(spec, device: str):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     raw = read_config(spec.model)
     if raw["model_type"] not in CONFIG_MAPPING:
         raise ShapeError(f"config key 'model_type': {raw['model_type']!r} is not an architecture this transformers "
                          "knows")
+    if raw["model_type"] not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ShapeError(f"config key 'model_type': {raw['model_type']!r} has no causal LM in transformers "
+                         "(AutoModelForCausalLM)")
     config = AutoConfig.for_model(**raw)
     tokenizer = tokenizer_for(config.get_text_config().vocab_size)
     dtype = spec.dtype if spec.dtype != "auto" else raw.get("dtype") or raw.get("torch_dtype") or "float32"
@@ -149,12 +153,17 @@ def _keys_involved(exc: Exception, raw: dict, message: str) -> list[str]:
               if any(isinstance(v, str) and repr(v) in message for v in _leaves(value))]
     if quoted:
         return quoted
+    import linecache
     import traceback
 
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        read = [key for key in raw if re.search(rf"\.{re.escape(key)}\b", frame.line or "")]
-        if read:
-            return read
+    while exc is not None:  # innermost frame first, through the exceptions it was raised from
+        for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+            statement = "".join(linecache.getline(frame.filename, line)  # the whole statement, all its lines
+                                for line in range(frame.lineno, (frame.end_lineno or frame.lineno) + 1))
+            read = [key for key in raw if re.search(rf"\.{re.escape(key)}\b", statement)]
+            if read:
+                return read
+        exc = exc.__cause__ or exc.__context__
     return []
 
 

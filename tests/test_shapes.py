@@ -138,15 +138,15 @@ def test_throughput(llmperf, strategy, batch_size):
 def test_synthetic_prompts_have_exactly_n_tokens_and_every_strategy_generates_exactly_max_new_tokens(
         run_suite, pytester):
     """The built-in model is trained to end its answers: it emits EOS inside these outputs, and every
-    strategy runs on past it."""
+    strategy runs on past it (``keydataset`` generates through ``pipeline``'s code)."""
     result = run_suite("--llmperf-dataset=synthetic", "--llmperf-prompt-tokens=16", "--llmperf-num-samples=4",
                        "--llmperf-max-new-tokens=8", "--llmperf-batch-sizes=2", "--llmperf-latency=off",
-                       "--llmperf-strategies=manual,pipeline,keydataset,continuous,continuous_serving", suite=EXACT)
-    result.assert_outcomes(passed=6)
+                       "--llmperf-strategies=manual,pipeline,continuous,continuous_serving", suite=EXACT)
+    result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["llmperf: builtin * | dataset synthetic: 4 prompts x 16 tokens, exactly 8 new "
                                  "tokens each (EOS ignored) | *"])
     _, cases = journal.read(pytester.path / ".llmperf" / "results.jsonl")
-    assert {case["extra_info"]["strategy"] for case in cases} == {"manual", "pipeline", "keydataset", "continuous",
+    assert {case["extra_info"]["strategy"] for case in cases} == {"manual", "pipeline", "continuous",
                                                                   "continuous_serving"}
     for case in cases:
         assert [len(ids) for ids in case["output_ids"]] == [8] * 4, case["extra_info"]["strategy"]

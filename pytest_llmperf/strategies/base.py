@@ -75,8 +75,8 @@ class RunContext:
 
     def finish(self, generated: Sequence[Sequence[int]]) -> Generations:
         """Cut each sample's new ids after the first EOS (dropping post-EOS padding) and decode. The
-        EOS ids are the generation config's: none when the workload ignores EOS."""
-        configured = self.generation_config.eos_token_id
+        EOS ids are the generation config's (none when the workload ignores EOS), else the model's."""
+        configured = getattr(self.generation_config, "eos_token_id", None)
         eos = self.target.eos_token_ids if configured is None else \
             set(configured if isinstance(configured, (list, tuple)) else [configured])
         samples = []

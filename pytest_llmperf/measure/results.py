@@ -39,6 +39,7 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "dataset": "the dataset, as given",
         "split": "the split it ran",
         "max_new_tokens": "the generation length limit",
+        "prompt_tokens": "the synthetic workload's prompt length in tokens (--llmperf-prompt-tokens); null for a text dataset",
         "config_hash": "a digest of the model configuration",
         "workload_hash": "a digest of the workload",
         "batch_size_search": "how batch size `max` was found (`found`, `limited_by`, `out_of_memory_at`, `tried`); "
@@ -231,6 +232,7 @@ class RunResult:
             "dataset": self.workload.dataset,
             "split": self.workload.split,
             "max_new_tokens": self.workload.max_new_tokens,
+            "prompt_tokens": self.workload.prompt_tokens,  # the synthetic workload's; None for a text dataset
             "length_match_to_bs1": consistency.length_matches / self.num_samples,
             "exact_match_to_reference": reference.exact_match if reference else None,
             "references_missing": reference.missing if reference else None,

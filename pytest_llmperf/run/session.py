@@ -20,10 +20,12 @@ from ..model.workload import (
     check_context,
     format_workload,
     load_rows,
+    synthetic_workload,
 )
 from ..output.journal import Journal
 from ..output.tables import comparison_record
 from ..settings.config import ModelSpec, Settings, WorkloadSpec
+from ..settings.options import SYNTHETIC
 from ..strategies.base import Generations
 from ..verdicts.baseline import Baseline, BaselineError
 from ..verdicts.baseline import load as load_baseline
@@ -75,6 +77,12 @@ class PerfSession:
     def workload(self, target: LoadedModel) -> Workload:
         spec = self.settings.workload
         key = (target.spec.model, spec)
+        if key not in self._workloads and spec.dataset == SYNTHETIC:  # no rows: token ids for this tokenizer
+            try:
+                self._workloads[key] = synthetic_workload(spec, target.tokenizer)
+                check_context(self._workloads[key], target.model.config)
+            except WorkloadError as exc:
+                self._workloads[key] = exc
         if key not in self._workloads:
             if spec not in self._rows:
                 try:

@@ -160,8 +160,9 @@ def _tutorial(plt, infos: list[dict], path: Path) -> Path:
         speedup = rates[best] / rates[base]
         changed = " (outputs changed)" if _differ(infos[best]) else ""
         mark = UNSTEADY if marks[best] or marks[base] else ""
+        less_time = times[base] / times[best]
         for axis, values, text in ((right, rates, f"{mark}{speedup:.2f}x the samples/s of bs=1{changed}"),
-                                   (left, times, f"{mark}{times[base] / times[best]:.2f}x less time than bs=1{changed}")):
+                                   (left, times, f"{mark}{less_time:.2f}x less time than bs=1{changed}")):
             axis.annotate(text, xy=(best, values[best] + 0.08 * max(values)), xytext=(base, max(values) * 1.2),
                           arrowprops={"arrowstyle": "->", "color": "#333"}, ha="left", fontsize=10, fontweight="bold")
     fig.suptitle(title(infos[0], f"Batched inference: {infos[0]['strategy']}"), fontsize=11)
@@ -200,7 +201,8 @@ def _size_order(label: str):
 
 def _side_by_side(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.6))
-    _grouped(left, strategies, lambda info: median(info["round_s"]), lambda v: f"{v:.3g} s", round_time_spread, marked=True)
+    _grouped(left, strategies, lambda info: median(info["round_s"]), lambda v: f"{v:.3g} s", round_time_spread,
+             marked=True)
     left.set_title("Total inference time (lower is better)")
     left.set_ylabel("seconds per round (median)")
     _grouped(right, strategies, lambda info: info["samples_per_s"], spread=round_rate_spread, marked=True)

@@ -4,9 +4,10 @@ latency and memory; then the comparison with a stored earlier run, then the envi
 "total time" is the median measured round (one round = the whole workload); samples/s, speedup
 and the projection derive from it. A case whose rounds were not steady (``stats.Steadiness``: their
 CV above --llmperf-max-cv, or a slow first round) has its figures marked ``~``, and so has a speedup
-either of whose cases is; the cases and their CVs are named under the table. Untimed runs (``--benchmark-disable``, or outputs-only tests)
-show their consistency columns and '-' for time. The same tables go to ``$GITHUB_STEP_SUMMARY``
-as Markdown when it is set, and each test's figures go into JUnit XML as ``<properties>``.
+either of whose cases is; the cases and their CVs are named under the table. Untimed runs
+(``--benchmark-disable``, or outputs-only tests) show their consistency columns and '-' for time.
+The same tables go to ``$GITHUB_STEP_SUMMARY`` as Markdown when it is set, and each test's figures
+go into JUnit XML as ``<properties>``.
 """
 
 from __future__ import annotations

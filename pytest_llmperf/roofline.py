@@ -71,7 +71,7 @@ class Bandwidth:
     """What the session knows of a device's memory bandwidth when a case is computed."""
 
     measured: float | None  # the best copy probe so far, bytes/s; None when no probe fitted in memory
-    probes: int  # probes run so far in this session
+    probes: int  # probes read so far in this session
     device: float | None = None  # the device's own figure, bytes/s
     device_source: str = ""  # where that figure came from, or why there is none
 
@@ -82,7 +82,6 @@ class Probe:
     def __init__(self, device: str, sync):
         self.device, self.sync = device, sync
         self.readings: list[float] = []  # bytes/s, one per probe that fitted in memory
-        self.probes = 0
         self.cost_s = 0.0  # what the last probe took
         self._next_at = 0.0  # time.monotonic() from which a probe is due again
         self.device_figure, self.device_source = device_bandwidth(device)
@@ -98,12 +97,11 @@ class Probe:
             self.readings.append(copy_bandwidth(self.device, self.sync))
         finally:
             free(self.device)
-            self.probes += 1
             self.cost_s = time.monotonic() - start
             self._next_at = start + (1 + PROBE_SPACING) * self.cost_s
 
     def reading(self) -> Bandwidth:
-        return Bandwidth(max(self.readings, default=None), self.probes, self.device_figure, self.device_source)
+        return Bandwidth(max(self.readings, default=None), len(self.readings), self.device_figure, self.device_source)
 
 
 def device_bandwidth(device: str) -> tuple[float | None, str]:
@@ -201,5 +199,6 @@ def disturbed(fraction: float, bandwidth: Bandwidth) -> str | None:
                 f"device's own {bandwidth.device / 1e9:.3g} GB/s")
     if fraction > 1:
         return (f"probe disturbed: decoding moved {fraction:.2f}x the copy bandwidth the probe read "
-                f"({bandwidth.measured / 1e9:.3g} GB/s, {probes}); the probe ran while the machine was loaded")
+                f"({bandwidth.measured / 1e9:.3g} GB/s, {probes}); a probe reads low while other work loads the "
+                "machine")
     return None

@@ -191,10 +191,13 @@ def test_the_bar_charts_carry_the_rounds_spread_as_error_bars(session_with_a_rep
     drawn = {}
     save = plots._save
 
+    def error_bars(axis) -> list[list[tuple]]:  # (low, high) of each bar, per set of error bars
+        return [[tuple(segment[:, 1]) for segment in container.lines[2][0].get_segments()]
+                for container in axis.containers if isinstance(container, ErrorbarContainer)]
+
     def keep(plt, fig, path):  # what each figure shows, read before it is closed
-        drawn[path.name] = ([(axis.get_title(), [[tuple(segment[:, 1]) for segment in container.lines[2][0].get_segments()]
-                                                for container in axis.containers if isinstance(container, ErrorbarContainer)])
-                             for axis in fig.axes], [text.get_text() for text in fig.texts])
+        drawn[path.name] = ([(axis.get_title(), error_bars(axis)) for axis in fig.axes],
+                            [text.get_text() for text in fig.texts])
         return save(plt, fig, path)
 
     monkeypatch.setattr(plots, "_save", keep)
@@ -209,7 +212,8 @@ def test_the_bar_charts_carry_the_rounds_spread_as_error_bars(session_with_a_rep
     side_by_side = drawn["builtin-sdpa-nocompile-float32-strategies.png"][0]
     assert [len(bars) for _, bars in side_by_side] == [2, 2]  # a set of error bars per strategy, in each panel
     for name in ("builtin-sdpa-nocompile-float32-manual.png", "builtin-sdpa-nocompile-float32-strategies.png"):
-        assert any(text.startswith("Error bars: the slowest and the fastest measured round.") for text in drawn[name][1])
+        footnotes = drawn[name][1]
+        assert any(text.startswith("Error bars: the slowest and the fastest measured round.") for text in footnotes)
 
 
 def test_the_console_script_exports_from_a_results_file_too(session_with_a_report):
@@ -256,8 +260,8 @@ def test_a_bad_export_option_is_a_usage_error(pytester):
                                                         "*/blocker is a file, not a folder"),
     ("--llmperf-export=bencher=taken.json", "folder taken.json", "--llmperf-export bencher: cannot write "
                                                                  "*/taken.json: it is a folder, not a file"),
-    ("--llmperf-export=github-action-benchmark=gab", "file gab", "--llmperf-export github-action-benchmark: "
-                                                                 "cannot write */gab: a file is in the way of the folder"),
+    ("--llmperf-export=github-action-benchmark=gab", "file gab",
+     "--llmperf-export github-action-benchmark: cannot write */gab: a file is in the way of the folder"),
 ])
 def test_an_output_path_that_cannot_be_written_is_a_usage_error_before_anything_runs(pytester, option, in_the_way,
                                                                                       message):

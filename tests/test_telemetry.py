@@ -138,7 +138,8 @@ def test_an_impossible_fraction_is_refused_as_a_disturbed_probe_not_a_number():
     info = roofline.efficiency(step, roofline.Bandwidth(0.5e9, 3), latency, prompt_tokens=90, generated_tokens=20)
     assert info["roofline_fraction"] is None and info["decode_bytes_per_step"] == pytest.approx(1_400_000)
     assert info["roofline_note"] == ("probe disturbed: decoding moved 1.40x the copy bandwidth the probe read "
-                                     "(0.5 GB/s, best of 3 probes); the probe ran while the machine was loaded")
+                                     "(0.5 GB/s, best of 3 probes); a probe reads low while other work loads the "
+                                     "machine")
     # a copy cannot beat the device's own figure either, whatever fraction it gives
     faster = roofline.efficiency(step, roofline.Bandwidth(4e9, 1, device=3e9), latency, 90, 20)
     assert faster["roofline_fraction"] is None
@@ -224,7 +225,7 @@ def test_a_disturbed_probe_is_said_and_never_judged_by_the_roofline_floor(run_su
     result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines([
         "*roofline fraction: not checked (probe disturbed: decoding moved *x the copy bandwidth the probe read "
-        "(* GB/s, best of 2 probes); the probe ran while the machine was loaded)",
+        "(* GB/s, best of 2 probes); a probe reads low while other work loads the machine)",
         "| 1 * | manual * | probe disturbed |",
         "roofline of manual bs=1: probe disturbed: decoding moved *"])
     (info,) = saved(pytester)

@@ -80,6 +80,12 @@ def pytest_configure(config: pytest.Config) -> None:
             require_token()
         except HubError as exc:
             raise pytest.UsageError(str(exc)) from None
+    if (settings.report or settings.export or settings.push_to_hub) and not hasattr(config, "workerinput"):
+        from .output.writers import unwritable
+
+        problem = unwritable(settings, config.rootpath)  # now, not after an hour-long sweep
+        if problem:
+            raise pytest.UsageError(problem)
     if settings.baseline is not None:  # a bad path is a usage error now, not a failure in every test
         from .verdicts.baseline import BaselineError, load
 
@@ -161,7 +167,7 @@ def _perf_session(config: pytest.Config, node: pytest.Item | None = None):
 
         settings = config.stash[SETTINGS]
         writes = settings.results_file and not hasattr(config, "workerinput")  # under xdist, the controller
-        journal = Journal(config.rootpath / settings.results_file if writes else None, {"rootdir": str(config.rootpath)})
+        journal = Journal(config.rootpath / settings.results_file if writes else None, lambda: _journal_header(config))
         config.stash[SESSION] = PerfSession(settings, lambda: from_benchmark_compare(config), journal,
                                             progress=_progress_writer(config), sweep=config.stash[SWEEP])
         busy = _busy_machine(config) if node is not None else None
@@ -180,6 +186,14 @@ def _busy_machine(config: pytest.Config) -> str | None:
 
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") if hasattr(config, "workerinput") else "1"
     return busy_machine(int(workers) if workers.isdigit() else 1)
+
+
+def _journal_header(config: pytest.Config) -> dict:
+    """The results file's session line: what a report rebuilt from it shows of the environment."""
+    from pytest_benchmark.utils import get_commit_info
+
+    return {"rootdir": str(config.rootpath), "machine_info": {"llmperf": config.stash[SESSION].machine_info()},
+            "commit_info": get_commit_info()}
 
 
 def _test_settings(config: pytest.Config, node):
@@ -426,9 +440,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
                                     f"{', '.join(dropped)}", yellow=True)
     if perf_session is not None and perf_session.records and perf_session.journal.path:
         terminalreporter.write_line(f"llmperf: results file {perf_session.journal.path}")
-    if perf_session is not None and perf_session.records and not hasattr(config, "workerinput"):
-        _write_report_and_exports(terminalreporter, config, perf_session)
     session = config.stash.get(PYTEST_SESSION, None)
+    written = True
+    if perf_session is not None and perf_session.records and not hasattr(config, "workerinput"):
+        written = _write_report_and_exports(terminalreporter, config, perf_session)
+    if not written and session is not None and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an output asked for is missing
     if regression:
         found = getattr(getattr(config, "_benchmarksession", None), "performance_regressions", [])
         terminalreporter.write_line("llmperf: pytest-benchmark found a performance regression "
@@ -439,13 +456,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-def _write_report_and_exports(terminalreporter, config: pytest.Config, perf_session) -> None:
-    """``--llmperf-report`` and ``--llmperf-export``, from the session's records (an xdist controller's
-    include its workers'); paths relative to the rootdir. A file that cannot be written is one line."""
-    from .output.writers import write_session_outputs
+def _write_report_and_exports(terminalreporter, config: pytest.Config, perf_session) -> bool:
+    """``--llmperf-report``, ``--llmperf-export`` and ``--llmperf-push-to-hub``, from the session's
+    records (an xdist controller's include its workers'); paths relative to the rootdir. An output
+    that cannot be written is one red line, and False: the run fails."""
+    from .output.writers import FAILED, NOTE, write_session_outputs
 
-    for line, ok in write_session_outputs(perf_session, config.rootpath):
-        terminalreporter.write_line(f"llmperf: {line}", yellow=not ok)
+    written = True
+    for line, status in write_session_outputs(perf_session, config.rootpath):
+        terminalreporter.write_line(f"llmperf: {line}", yellow=status == NOTE, red=status == FAILED)
+        written &= status != FAILED
+    return written
 
 
 def _write_tables(terminalreporter, config: pytest.Config) -> None:

@@ -1,5 +1,7 @@
 """The end-of-session table, in the tutorial's terms, one per configuration."""
 
+from fnmatch import fnmatch
+
 from conftest import SUITE, resolved_auto_device
 
 
@@ -66,3 +68,31 @@ def test_pipeline_batching_pays_off(llmperf, strategy, batch_size):
     for (test, size), cell in shown.items():
         expected = 1.0 if size == 1 else speedups[(test, size)]
         assert cell == f"{expected:.2f}x", (test, size, cell, expected)
+
+
+def test_figures_from_unsteady_rounds_are_marked_and_named_wherever_the_tables_go(run_suite, pytester, monkeypatch):
+    """--llmperf-max-cv 0: any two rounds that differ at all are unsteady, so every timed figure is marked."""
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,2", "--llmperf-rounds=2",
+                       "--llmperf-max-cv=0", "--llmperf-report=report")
+    result.assert_outcomes(passed=2, warnings=2)  # each case's own "not steady" warning
+    note = ("~ unsteady rounds, figures uncertain (a speedup is marked when either of its cases is): manual bs=1 "
+            "(CV *); manual bs=2 (CV *); raise --llmperf-rounds or --llmperf-warmup, or quieten the machine")
+    result.stdout.fnmatch_lines([
+        "| 1 * | manual * | 8/8 * | ~* s * | ~* | 1.00x * | ~* |",
+        "| 2 * | manual * | 8/8 * | ~* s * | ~* | ~*x * | ~* |",
+        note])
+    for markdown in (summary.read_text(), (pytester.path / "report" / "report.md").read_text()):
+        rows = [line for line in markdown.splitlines() if line.startswith("| 2 ")]
+        assert rows[0].count("| ~") == 4, rows  # total time, samples/s, speedup, projection
+        assert any(fnmatch(line, note + "*") for line in markdown.splitlines())
+
+
+def test_steady_or_single_rounds_carry_no_mark(run_suite):
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1,2", "--llmperf-rounds=2",
+                       "--llmperf-max-cv=off")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["| 2 * | manual * | 8/8 * | * s * | * | *x * | * |"])
+    result.stdout.no_fnmatch_line("*| ~*")
+    result.stdout.no_fnmatch_line("*unsteady rounds*")

@@ -118,8 +118,13 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "energy_per_sample_j": "median over the measured rounds of a round's energy over its samples",
     }),
     ("[The roofline](memory-energy-roofline.md#energy-telemetry-and-the-roofline)", {
-        "roofline_fraction": "the fraction of the memory-bandwidth roofline decoding reaches",
-        "memory_bandwidth_gb_s": "the copy probe's bandwidth, GB/s",
+        "roofline_fraction": "the fraction of the memory-bandwidth roofline decoding reaches; null when "
+                             "impossible (above 1, or the probe above the device's own figure)",
+        "roofline_note": "why the fraction is null (the probe was disturbed), else null",
+        "memory_bandwidth_gb_s": "the best copy-probe bandwidth of the session so far, GB/s",
+        "memory_bandwidth_probes": "how many copy probes the session had run by then",
+        "device_memory_bandwidth_gb_s": "the device's own figure (memory clock x bus width x 2), GB/s; null on a CPU",
+        "device_memory_bandwidth_source": "where the device's figure came from, or why there is none",
         "decode_bytes_per_step": "bytes a decode step must read",
         "decode_step_ms": "the decode step time (the median ITL)",
         "decode_sequences_per_step": "sequences a step advances (aggregate decode tokens/s times the step time)",

@@ -16,9 +16,23 @@ case reached is
 * **Sequences per step**: aggregate decode tokens/s x the step time, i.e. how many tokens the
   measured decode produced per step on average, for every strategy alike (a static batch whose rows
   ended early, continuous batching's changing batch).
-* **Memory bandwidth**: a copy probe on the device, measured once per device in the session (the
-  best of a few copies of a buffer far larger than the caches, counting the read and the write),
-  so it is this machine's real limit, not a datasheet figure.
+* **Memory bandwidth**: a copy probe on the device (a buffer far larger than the caches copied a
+  few times, counting the read and the write), so it is this machine's real limit, not a
+  datasheet figure. A probe run while other work loads the machine reads low (0.8 to 11 GB/s
+  were seen on a machine that gives 40 GB/s when quiet), so it is repeated through the session,
+  after a case's rounds, and the best reading is kept (``Probe``): again whenever the session has
+  run ``PROBE_SPACING`` times the last probe's cost since it, which bounds its cost to about
+  1/``PROBE_SPACING`` of the session, and at once when a case decoded faster than the best
+  reading allows. Measured cost of one probe (allocation, first touch and 3 copies of 256 MiB):
+  about 0.6 s on a 2-core CPU at load 3, 1.8 s at load 9 (reading 3 GB/s); on an H200, 0.1 s, most
+  of it the garbage collection that frees the buffers (the copies read 3.9 TB/s, 81% of the
+  device's own 4.81 TB/s).
+* **The device's own figure**: on CUDA, memory clock x bus width x 2 (double data rate), from
+  torch's device properties or NVML (nvidia-ml-py, imported only then); a probe cannot beat it.
+  A CPU gives no such figure (its bandwidth depends on the DIMMs and channels populated).
+
+A fraction above 1, or a probe above the device's own figure, is impossible: the probe was
+disturbed. The fraction is then None, ``roofline_note`` says why, and no floor judges it.
 
 The fraction needs a case's latency (``latency.py``); without it it is None. Nothing here is
 imported by the plugin before a case runs.
@@ -30,7 +44,8 @@ import time
 from dataclasses import dataclass
 
 PROBE_BYTES = 256 * 2 ** 20  # far above any CPU's last-level cache; a fraction of a second to copy
-PROBE_COPIES = 5
+PROBE_COPIES = 3
+PROBE_SPACING = 50  # probe again once the session ran this many times the last probe's cost since it
 
 
 def copy_bandwidth(device: str, sync, nbytes: int = PROBE_BYTES, copies: int = PROBE_COPIES) -> float:
@@ -49,6 +64,76 @@ def copy_bandwidth(device: str, sync, nbytes: int = PROBE_BYTES, copies: int = P
         best = min(best, time.perf_counter() - start)
     del source, target
     return 2 * nbytes / best
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """What the session knows of a device's memory bandwidth when a case is computed."""
+
+    measured: float | None  # the best copy probe so far, bytes/s; None when no probe fitted in memory
+    probes: int  # probes read so far in this session
+    device: float | None = None  # the device's own figure, bytes/s
+    device_source: str = ""  # where that figure came from, or why there is none
+
+
+class Probe:
+    """The copy bandwidth of one device through a session: the best of the probes so far."""
+
+    def __init__(self, device: str, sync):
+        self.device, self.sync = device, sync
+        self.readings: list[float] = []  # bytes/s, one per probe that fitted in memory
+        self.cost_s = 0.0  # what the last probe took
+        self._next_at = 0.0  # time.monotonic() from which a probe is due again
+        self.device_figure, self.device_source = device_bandwidth(device)
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._next_at
+
+    def run(self, free=lambda device: None) -> None:
+        """One probe; ``free(device)`` after it (its buffers out of the allocator's cache), counted in
+        its cost. Out of memory propagates; the readings from before stay."""
+        start = time.monotonic()
+        try:
+            self.readings.append(copy_bandwidth(self.device, self.sync))
+        finally:
+            free(self.device)
+            self.cost_s = time.monotonic() - start
+            self._next_at = start + (1 + PROBE_SPACING) * self.cost_s
+
+    def reading(self) -> Bandwidth:
+        return Bandwidth(max(self.readings, default=None), len(self.readings), self.device_figure, self.device_source)
+
+
+def device_bandwidth(device: str) -> tuple[float | None, str]:
+    """The device's own memory bandwidth figure (bytes/s) and where it came from, or None and why not."""
+    if not device.startswith("cuda"):
+        return None, f"{'a CPU' if device == 'cpu' else device} gives no figure of its own"
+    import torch
+
+    index = torch.device(device).index
+    index = torch.cuda.current_device() if index is None else index
+    properties = torch.cuda.get_device_properties(index)
+    clock_khz, bus_bits = getattr(properties, "memory_clock_rate", 0), getattr(properties, "memory_bus_width", 0)
+    if clock_khz and bus_bits:
+        return clock_khz * 1e3 * 2 * bus_bits / 8, "memory clock x bus width x 2, from CUDA's device properties"
+    try:
+        import pynvml
+    except ImportError:
+        return None, ("the device's own figure is not available: this CUDA build gives no memory clock, and "
+                      "nvidia-ml-py is not installed")
+    from .telemetry import _nvml_handle, _nvml_identity
+
+    try:
+        pynvml.nvmlInit()
+        try:
+            handle = _nvml_handle(pynvml, *_nvml_identity(device))
+            clock_mhz = pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_MEM)
+            bus_bits = pynvml.nvmlDeviceGetMemoryBusWidth(handle)
+        finally:
+            pynvml.nvmlShutdown()
+    except pynvml.NVMLError as exc:
+        return None, f"the device's own figure is not available: NVML failed ({exc})"
+    return clock_mhz * 1e6 * 2 * bus_bits / 8, "memory clock x bus width x 2, from NVML"
 
 
 @dataclass(frozen=True)
@@ -78,22 +163,42 @@ def decode_bytes(model) -> DecodeBytes:
     return DecodeBytes(weights, 2 * config.num_hidden_layers * kv_heads * head_dim * element)
 
 
-KEYS = ("roofline_fraction", "memory_bandwidth_gb_s", "decode_bytes_per_step", "decode_step_ms",
+KEYS = ("roofline_fraction", "roofline_note", "memory_bandwidth_gb_s", "memory_bandwidth_probes",
+        "device_memory_bandwidth_gb_s", "device_memory_bandwidth_source", "decode_bytes_per_step", "decode_step_ms",
         "decode_sequences_per_step")
 
 
-def efficiency(model_bytes: DecodeBytes, bandwidth: float | None, latency_info: dict, prompt_tokens: float,
+def efficiency(model_bytes: DecodeBytes, bandwidth: Bandwidth, latency_info: dict, prompt_tokens: float,
                generated_tokens: float) -> dict:
     """The roofline fields of one case (``KEYS``; None where its latency was not recorded).
-    ``prompt_tokens``/``generated_tokens``: means per request."""
+    ``prompt_tokens``/``generated_tokens``: means per request. An impossible fraction is None, and
+    ``roofline_note`` says why (``disturbed``)."""
     info = dict.fromkeys(KEYS)
-    info["memory_bandwidth_gb_s"] = None if bandwidth is None else bandwidth / 1e9
+    info.update(memory_bandwidth_gb_s=None if bandwidth.measured is None else bandwidth.measured / 1e9,
+                memory_bandwidth_probes=bandwidth.probes, device_memory_bandwidth_source=bandwidth.device_source,
+                device_memory_bandwidth_gb_s=None if bandwidth.device is None else bandwidth.device / 1e9)
     step_ms, rate = latency_info.get("itl_ms_p50"), latency_info.get("decode_tokens_per_s")
-    if bandwidth is None or not step_ms or not rate:
+    if bandwidth.measured is None or not step_ms or not rate:
         return info
     step_s = step_ms / 1e3
     sequences = rate * step_s
     nbytes = model_bytes.per_step(sequences, prompt_tokens + generated_tokens / 2)
-    info.update(roofline_fraction=nbytes / step_s / bandwidth, decode_bytes_per_step=nbytes, decode_step_ms=step_ms,
-                decode_sequences_per_step=sequences)
+    fraction = nbytes / step_s / bandwidth.measured
+    note = disturbed(fraction, bandwidth)
+    info.update(roofline_fraction=None if note else fraction, roofline_note=note, decode_bytes_per_step=nbytes,
+                decode_step_ms=step_ms, decode_sequences_per_step=sequences)
     return info
+
+
+def disturbed(fraction: float, bandwidth: Bandwidth) -> str | None:
+    """Why a fraction cannot be true, or None: decoding cannot move more bytes than the memory
+    moves, and a copy cannot beat the device's own figure."""
+    probes = f"best of {bandwidth.probes} probe{'s' if bandwidth.probes != 1 else ''}"
+    if bandwidth.device is not None and bandwidth.measured > bandwidth.device:
+        return (f"probe disturbed: the copy probe read {bandwidth.measured / 1e9:.3g} GB/s ({probes}), above the "
+                f"device's own {bandwidth.device / 1e9:.3g} GB/s")
+    if fraction > 1:
+        return (f"probe disturbed: decoding moved {fraction:.2f}x the copy bandwidth the probe read "
+                f"({bandwidth.measured / 1e9:.3g} GB/s, {probes}); a probe reads low while other work loads the "
+                "machine")
+    return None

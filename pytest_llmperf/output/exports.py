@@ -9,13 +9,21 @@
   upper_value?}}}``; the measures are named by slug (``tokens-per-second``, ``ttft-p95-ms``...).
 
 Each case (named by its pytest id and the model) exports the metrics of the cross-commit gate
-(``metrics.METRICS``) that it measured, with the spread of its per-round samples as the range.
+(``metrics.METRICS``) that it measured, from one statistic: its per-round figures (the samples the
+gate compares), whose median is the value and whose lowest and highest are the bounds (Bencher's
+``lower_value``/``upper_value``, github-action-benchmark's ``range``), so the value always lies
+within them. For p95 latency that is the median round's p95, not the tables' p95 over every
+request, which can lie above every round's own (one slow request per round is 1 in 8 of a round,
+but 3 in 24 of three pooled). A case measured without per-round figures exports its summary value,
+without bounds.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from statistics import median
 
 from ..measure.metrics import METRICS
 from ..settings.options import EXPORT_FORMATS as FORMATS
@@ -23,12 +31,15 @@ from .saved import case_name, latest
 
 
 def _measured(record: dict):
-    """``(metric, value, per-round samples)`` for every gate metric this case measured."""
+    """``(metric, value, per-round samples)`` for every gate metric this case measured: the value is
+    the samples' median where there are samples, else the case's summary value."""
     info = record["extra_info"]
     for metric in METRICS:
-        value = info.get(metric.name)
-        if value is not None:
-            yield metric, float(value), (info.get("metric_samples") or {}).get(metric.name) or []
+        samples = [float(sample) for sample in (info.get("metric_samples") or {}).get(metric.name) or []]
+        if samples:
+            yield metric, median(samples), samples
+        elif info.get(metric.name) is not None:
+            yield metric, float(info[metric.name]), []
 
 
 def github_action_benchmark(records: list[dict]) -> dict[str, list[dict]]:
@@ -39,11 +50,24 @@ def github_action_benchmark(records: list[dict]) -> dict[str, list[dict]]:
         for metric, value, samples in _measured(record):
             entry = {"name": f"{series(record)} {metric.label}", "value": value, "unit": metric.unit}
             if samples:
-                entry["range"] = f"{min(samples):.4g} to {max(samples):.4g} over {len(samples)} rounds"
+                entry["range"] = f"{_rounded(min(samples), up=False)} to {_rounded(max(samples), up=True)} over " \
+                                 f"{len(samples)} rounds"
             entry["extra"] = (f"model: {info['model']}\ndevice: {info['device']}\ndtype: {info['dtype']}\n"
-                              f"samples: {info['num_samples']}, max_new_tokens: {info['max_new_tokens']}")
+                              f"samples: {info['num_samples']}, max_new_tokens: {info['max_new_tokens']}"
+                              + (f"\nvalue: the median of {len(samples)} rounds' figures" if samples else "")
+                              + ("\nrounds unsteady" + (f" (CV {info['round_cv']:.0%})" if info.get("round_cv")
+                                                         is not None else "") if info.get("steady") is False else ""))
             files["customBiggerIsBetter" if metric.higher_is_better else "customSmallerIsBetter"].append(entry)
     return files
+
+
+def _rounded(value: float, up: bool) -> str:
+    """``value`` to 4 significant digits, rounded outward (a range's ends), so the range printed still
+    holds every value within it: 499.80859 is "499.8" as a lower end, "499.9" as an upper one."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:.4g}"
+    step = 10.0 ** (math.floor(math.log10(abs(value))) - 3)
+    return f"{(math.ceil if up else math.floor)(value / step) * step:.4g}"
 
 
 def measure_slug(metric) -> str:

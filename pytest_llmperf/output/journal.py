@@ -4,8 +4,11 @@ measured survives an interrupt, a crash or a hard kill (``--llmperf-results-file
 pytest-benchmark writes its JSON and autosave files once, at the end of the session; a session that
 never reaches its end leaves nothing there. This file is written as the session goes:
 
-- the first case of a session truncates it and writes a header line (``"kind": "session"``); a
-  session that runs no perf test leaves the previous file alone;
+- the first case of a session truncates it and writes a header line (``"kind": "session"``) with the
+  environment fingerprint (``machine_info``: ``{"llmperf": environment.machine_info()}``, as
+  pytest-benchmark's JSON holds it) and the commit (``commit_info``), so a report rebuilt from this
+  file alone shows the CPU, GPUs and package versions a live one does; a session that runs no perf
+  test leaves the previous file alone;
 - each case is one line (``"kind": "case"``): ``RunResult.record()``, i.e. the test id, whether it
   was timed, the same ``extra_info`` as the JSON, and the generated token ids;
 - each line is one ``write`` on a file opened for appending, then flushed to disk, so a reader
@@ -19,6 +22,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from ..settings.warning_types import LLMPerfConfigWarning, warn
 
@@ -26,8 +30,9 @@ SCHEMA = 1
 
 
 class Journal:
-    def __init__(self, path: Path | None, header: dict | None = None):
-        """``path``: where to write (None: off). ``header``: extra fields for the session line."""
+    def __init__(self, path: Path | None, header: dict | Callable[[], dict] | None = None):
+        """``path``: where to write (None: off). ``header``: extra fields for the session line, or a
+        function that returns them, called when that line is written."""
         self.path = path
         self._header = header or {}
         self._fd: int | None = None
@@ -45,7 +50,8 @@ class Journal:
                     self._started = True
                     self._write({"kind": "session", "schema": SCHEMA,
                                  "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "pid": os.getpid(),
-                                 "argv": sys.argv[1:], **self._header})
+                                 "argv": sys.argv[1:],
+                                 **(self._header() if callable(self._header) else self._header)})
             self._write({"kind": "case", **record})
         except OSError as exc:  # a read-only rootdir or a full disk must not fail the perf tests
             warn(LLMPerfConfigWarning(f"llmperf: cannot write the results file {self.path} ({exc.strerror or exc}); "

@@ -10,7 +10,10 @@
   line per strategy.
 * **Memory**: peak memory by batch size, per strategy.
 
-Every figure's title names the model, the device, dtype, attention and compile mode.
+Every figure's title names the model, the device, dtype, attention and compile mode. A bar of a
+timed figure carries the spread of the measured rounds as an error bar (the slowest and the fastest
+round), and a case whose rounds were not steady has its value marked ``~`` (as in the tables), said
+under the figure.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from pathlib import Path
 from statistics import median
 
 from .saved import config_id
-from .tables import batch_size_label
+from .tables import UNSTEADY, batch_size_label, unsteady
 
 MATPLOTLIB_MISSING = "plots need matplotlib: pip install pytest-llmperf[report]"
 COLORS = ("#3b75af", "#ef8636", "#519e3e", "#8d69b8", "#84584e", "#d57dbf", "#7f7f7f")
 CHANGED = "#c0392b"
+FOOTNOTE = "llmperf-footnote"  # the gid of the line under a figure
 
 
 def available() -> bool:
@@ -88,19 +92,61 @@ def _by_config(records: list[dict]) -> dict[str, list[dict]]:
     return {key: list(rows.values()) for key, rows in groups.items()}
 
 
+def round_time_spread(info: dict) -> tuple[float, float]:
+    """The fastest and slowest measured round, seconds."""
+    return min(info["round_s"]), max(info["round_s"])
+
+
+def round_rate_spread(info: dict) -> tuple[float, float]:
+    """samples/s of the slowest and of the fastest measured round."""
+    return info["num_samples"] / max(info["round_s"]), info["num_samples"] / min(info["round_s"])
+
+
+def peak_memory_spread(info: dict) -> tuple[float, float] | None:
+    rounds = (info.get("metric_samples") or {}).get("peak_memory_mb")
+    return (min(rounds), max(rounds)) if rounds else None
+
+
+def _error_bars(values, spreads) -> list[list[float]] | None:
+    """matplotlib's asymmetric ``yerr`` from each value's (low, high); None when nothing has a spread."""
+    if not any(spreads):
+        return None
+    return [[max(0.0, v - s[0]) if s else 0.0 for v, s in zip(values, spreads)],
+            [max(0.0, s[1] - v) if s else 0.0 for v, s in zip(values, spreads)]]
+
+
+def _top(values, spreads) -> float:
+    return max([*values, *(s[1] for s in spreads if s)])
+
+
+def _footnote(fig, infos, bars: str = "the slowest and the fastest measured round", marked: bool = True) -> None:
+    """Under the figure: what the error bars are, and (``marked``) which cases were not steady."""
+    shaky = [info for info in infos if unsteady(info)] if marked else []
+    text = f"Error bars: {bars}."
+    if shaky:
+        text += (f"  {UNSTEADY}: rounds not steady, figures uncertain: "
+                 + ", ".join(f"{info['strategy']} bs={batch_size_label(info)}"
+                             + (f" (CV {info['round_cv']:.0%})" if info.get("round_cv") is not None else "")
+                             for info in shaky))
+    fig.text(0.01, 0.005, text, fontsize=8, ha="left", va="bottom", color="#444", gid=FOOTNOTE)
+
+
 def _tutorial(plt, infos: list[dict], path: Path) -> Path:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.6))
     labels = [batch_size_label(info) for info in infos]
     times = [median(info["round_s"]) for info in infos]
     rates = [info["samples_per_s"] for info in infos]
     colors = [CHANGED if _differ(info) else COLORS[0] for info in infos]
-    for axis, values, unit, what in ((left, times, "s", "Total inference time (lower is better)"),
-                                     (right, rates, "", "Samples per second (higher is better)")):
-        bars = axis.bar(labels, values, color=colors)
-        axis.bar_label(bars, labels=[f"{v:.3g} {unit}".strip() for v in values], padding=3)
+    marks = [UNSTEADY if unsteady(info) else "" for info in infos]
+    for axis, values, spreads, unit, what in (
+            (left, times, [round_time_spread(i) for i in infos], "s", "Total inference time (lower is better)"),
+            (right, rates, [round_rate_spread(i) for i in infos], "", "Samples per second (higher is better)")):
+        bars = axis.bar(labels, values, color=colors, yerr=_error_bars(values, spreads), capsize=4,
+                        error_kw={"elinewidth": 1, "ecolor": "#333"})
+        axis.bar_label(bars, labels=[f"{mark}{v:.3g} {unit}".strip() for mark, v in zip(marks, values)], padding=3)
         axis.set_title(what)
         axis.set_xlabel("batch size")
-        axis.set_ylim(0, max(values) * 1.32)
+        axis.set_ylim(0, _top(values, spreads) * 1.32)
         axis.spines[["top", "right"]].set_visible(False)
     left.set_ylabel("seconds per round (median of the measured rounds)")
     right.set_ylabel("samples / s")
@@ -113,23 +159,33 @@ def _tutorial(plt, infos: list[dict], path: Path) -> Path:
         best = max((i for i in range(len(infos)) if i != base), key=lambda i: rates[i])
         speedup = rates[best] / rates[base]
         changed = " (outputs changed)" if _differ(infos[best]) else ""
-        for axis, values, text in ((right, rates, f"{speedup:.2f}x the samples/s of bs=1{changed}"),
-                                   (left, times, f"{times[base] / times[best]:.2f}x less time than bs=1{changed}")):
+        mark = UNSTEADY if marks[best] or marks[base] else ""
+        less_time = times[base] / times[best]
+        for axis, values, text in ((right, rates, f"{mark}{speedup:.2f}x the samples/s of bs=1{changed}"),
+                                   (left, times, f"{mark}{less_time:.2f}x less time than bs=1{changed}")):
             axis.annotate(text, xy=(best, values[best] + 0.08 * max(values)), xytext=(base, max(values) * 1.2),
                           arrowprops={"arrowstyle": "->", "color": "#333"}, ha="left", fontsize=10, fontweight="bold")
     fig.suptitle(title(infos[0], f"Batched inference: {infos[0]['strategy']}"), fontsize=11)
+    _footnote(fig, infos)
     return _save(plt, fig, path)
 
 
-def _grouped(axis, strategies: dict[str, list[dict]], value, fmt=lambda v: f"{v:.3g}") -> None:
+def _grouped(axis, strategies: dict[str, list[dict]], value, fmt=lambda v: f"{v:.3g}", spread=None,
+             marked: bool = False) -> None:
+    """A bar per strategy and batch size; ``spread(info)``: the rounds' (low, high), drawn as error
+    bars; ``marked``: the value of an unsteady case is marked (a timed figure)."""
     sizes = sorted({batch_size_label(info) for infos in strategies.values() for info in infos}, key=_size_order)
     width = 0.8 / len(strategies)
     for k, (strategy, infos) in enumerate(strategies.items()):
         by_size = {batch_size_label(info): info for info in infos}
+        shown = [by_size[size] for size in sizes if size in by_size]
         xs = [i + (k - (len(strategies) - 1) / 2) * width for i, size in enumerate(sizes) if size in by_size]
-        values = [value(by_size[size]) for size in sizes if size in by_size]
-        bars = axis.bar(xs, values, width, label=strategy, color=COLORS[k % len(COLORS)])
-        axis.bar_label(bars, labels=[fmt(v) for v in values], fontsize=7, padding=2)
+        values = [value(info) for info in shown]
+        errors = _error_bars(values, [spread(info) for info in shown]) if spread else None
+        bars = axis.bar(xs, values, width, label=strategy, color=COLORS[k % len(COLORS)], yerr=errors, capsize=3,
+                        error_kw={"elinewidth": 1, "ecolor": "#333"})
+        marks = [UNSTEADY if marked and unsteady(info) else "" for info in shown]
+        axis.bar_label(bars, labels=[mark + fmt(v) for mark, v in zip(marks, values)], fontsize=7, padding=2)
     axis.set_xticks(range(len(sizes)), sizes)
     axis.set_xlabel("batch size")
     axis.spines[["top", "right"]].set_visible(False)
@@ -144,15 +200,17 @@ def _size_order(label: str):
 
 
 def _side_by_side(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
-    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.4))
-    _grouped(left, strategies, lambda info: median(info["round_s"]), lambda v: f"{v:.3g} s")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.6))
+    _grouped(left, strategies, lambda info: median(info["round_s"]), lambda v: f"{v:.3g} s", round_time_spread,
+             marked=True)
     left.set_title("Total inference time (lower is better)")
     left.set_ylabel("seconds per round (median)")
-    _grouped(right, strategies, lambda info: info["samples_per_s"])
+    _grouped(right, strategies, lambda info: info["samples_per_s"], spread=round_rate_spread, marked=True)
     right.set_title("Samples per second (higher is better)")
     right.set_ylabel("samples / s")
     _legend_outside(right)
     fig.suptitle(title(next(iter(strategies.values()))[0], "Batching strategies side by side"), fontsize=11)
+    _footnote(fig, [info for infos in strategies.values() for info in infos])
     return _save(plt, fig, path)
 
 
@@ -193,7 +251,7 @@ def _memory(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
              for strategy, infos in strategies.items()}
     shown = {strategy: infos for strategy, infos in shown.items() if infos}
     fig, (left, right) = plt.subplots(1, 2, figsize=(14, 5.4))
-    _grouped(left, shown, lambda info: info["peak_memory_mb"], lambda v: f"{v:,.0f}")
+    _grouped(left, shown, lambda info: info["peak_memory_mb"], lambda v: f"{v:,.0f}", peak_memory_spread)
     left.set_title("Peak memory of the process (MB)")
     _grouped(right, shown, lambda info: info.get("peak_memory_above_model_mb") or 0.0, lambda v: f"{v:,.0f}")
     right.set_title("Above the loaded model: activations, KV cache, buffers (MB)")
@@ -203,11 +261,14 @@ def _memory(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
     measure = next((info.get("memory_measure") for infos in shown.values() for info in infos
                     if info.get("memory_measure")), "")
     fig.suptitle(title(next(iter(shown.values()))[0], f"Memory during the measured rounds ({measure})"), fontsize=11)
+    _footnote(fig, [info for infos in shown.values() for info in infos], "the lowest and the highest round's peak "
+              "(left)", marked=False)
     return _save(plt, fig, path)
 
 
 def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
+    footnote = any(text.get_gid() == FOOTNOTE for text in fig.texts)
+    fig.tight_layout(rect=(0, 0.035 if footnote else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -38,7 +38,8 @@ def load(path: str | Path) -> Run:
 
         header, cases = read(path)
         records = [{key: case.get(key) for key in ("test", "timed", "extra_info", "output_ids")} for case in cases]
-        return _checked(Run(records, datetime=header.get("started"), source=str(path)), path)
+        return _checked(Run(records, header.get("machine_info") or {}, header.get("commit_info") or {},
+                            header.get("started"), str(path)), path)
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -2,9 +2,12 @@
 latency and memory; then the comparison with a stored earlier run, then the environment differences.
 
 "total time" is the median measured round (one round = the whole workload); samples/s, speedup
-and the projection derive from it. Untimed runs (``--benchmark-disable``, or outputs-only tests)
-show their consistency columns and '-' for time. The same tables go to ``$GITHUB_STEP_SUMMARY``
-as Markdown when it is set, and each test's figures go into JUnit XML as ``<properties>``.
+and the projection derive from it. A case whose rounds were not steady (``stats.Steadiness``: their
+CV above --llmperf-max-cv, or a slow first round) has its figures marked ``~``, and so has a speedup
+either of whose cases is; the cases and their CVs are named under the table. Untimed runs
+(``--benchmark-disable``, or outputs-only tests) show their consistency columns and '-' for time.
+The same tables go to ``$GITHUB_STEP_SUMMARY`` as Markdown when it is set, and each test's figures
+go into JUnit XML as ``<properties>``.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def _second_table(ordered: list[dict]) -> str:
         "reserved (CUDA)": lambda info: megabytes(info.get("peak_memory_reserved_mb")),
         "energy/token": lambda info: "-" if info.get("energy_per_token_j") is None else
         f"{1e3 * info['energy_per_token_j']:,.3g} mJ",
-        "roofline": lambda info: "-" if info.get("roofline_fraction") is None else f"{info['roofline_fraction']:.1%}",
+        "roofline": _roofline,
     }
     # a column only where something measured it
     optional = {"reserved (CUDA)": "peak_memory_reserved_mb", "energy/token": "energy_per_token_j"}
@@ -84,14 +87,40 @@ def _second_table(ordered: list[dict]) -> str:
     widths = _widths(headers, body)
     latency = sorted({info["latency_source"] for info in infos if info.get("latency_source")})
     memory = next((info["memory_measure"] for info in infos if info.get("memory_measure")), "not measured")
-    bandwidth = next((info["memory_bandwidth_gb_s"] for info in infos if info.get("memory_bandwidth_gb_s")), None)
-    roofline = f"; roofline: of {bandwidth:.3g} GB/s copy bandwidth" if bandwidth else ""
+    roofline = _bandwidth_note(infos)
     energy = next((info["energy_measure"] for info in infos if info.get("energy_measure")), None)
     lines = [f"latency and memory (latency: {', '.join(latency) or 'not measured'}, percentiles over every request; "
              f"memory: {memory}; MB = 2**20 bytes{roofline}{f'; energy: {energy}' if energy else ''})",
              _row(headers, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
              *(_row(cells, widths) for cells in body)]
+    lines += [f"roofline of {info['strategy']} bs={batch_size_label(info)}: {info['roofline_note']}"
+              for info in infos if info.get("roofline_note")]
     return "\n".join(lines)
+
+
+def _roofline(info: dict) -> str:
+    if info.get("roofline_note"):
+        return "probe disturbed"  # an impossible fraction (roofline.disturbed), said under the table
+    return "-" if info.get("roofline_fraction") is None else f"{info['roofline_fraction']:.1%}"
+
+
+def _bandwidth_note(infos: list[dict]) -> str:
+    """``; roofline: of 12.3 GB/s copy bandwidth (best of 4 probes; ...)``: the session's best probe,
+    beside the device's own figure or why there is none."""
+    best = max((info for info in infos if info.get("memory_bandwidth_gb_s")),
+               key=lambda info: (info["memory_bandwidth_gb_s"], info.get("memory_bandwidth_probes") or 0), default=None)
+    if best is None:
+        return ""
+    details = []
+    if best.get("memory_bandwidth_probes"):
+        details.append(f"best of {best['memory_bandwidth_probes']} probe{'s' * (best['memory_bandwidth_probes'] > 1)}")
+    if best.get("device_memory_bandwidth_gb_s"):
+        device = best["device_memory_bandwidth_gb_s"]
+        details.append(f"{best['memory_bandwidth_gb_s'] / device:.0%} of the device's own {device:,.4g} GB/s")
+    elif best.get("device_memory_bandwidth_source"):
+        details.append(best["device_memory_bandwidth_source"])
+    return (f"; roofline: of {best['memory_bandwidth_gb_s']:,.3g} GB/s copy bandwidth"
+            + (f" ({', '.join(details)})" if details else ""))
 
 
 def _telemetry_lines(records: list[dict]) -> list[str]:
@@ -127,6 +156,11 @@ def _table(ordered: list[dict]) -> str:
     for record in ordered:
         info = record["extra_info"]
         timed = record["timed"]
+        mark = UNSTEADY if unsteady(info) else ""
+        bs1 = bs1_rows.get((record["test"], info["strategy"]))
+        speedup = _speedup(info, bs1)
+        if speedup != "-" and info["batch_size"] != 1 and (mark or (bs1 is not None and unsteady(bs1["extra_info"]))):
+            speedup = UNSTEADY + speedup
         body.append([
             *([record["test"].rsplit("::", 1)[-1]] if len(tests) > 1 else []),
             batch_size_label(info),
@@ -134,10 +168,10 @@ def _table(ordered: list[dict]) -> str:
             f"{round(info['length_match_to_bs1'] * info['num_samples'])}/{info['num_samples']}",
             f"{info['similarity_to_bs1']:.3f}",
             _reference_cell(info),
-            f"{median(info['round_s']):.3f} s" if timed else "-",
-            f"{info['samples_per_s']:.2f}" if timed else "-",
-            _speedup(info, bs1_rows.get((record["test"], info["strategy"]))),
-            f"{info['samples_per_s'] * SECONDS_PER_DAY:,.0f}" if timed else "-",
+            f"{mark}{median(info['round_s']):.3f} s" if timed else "-",
+            f"{mark}{info['samples_per_s']:.2f}" if timed else "-",
+            speedup,
+            f"{mark}{info['samples_per_s'] * SECONDS_PER_DAY:,.0f}" if timed else "-",
         ])
     columns = (("test",) if len(tests) > 1 else ()) + COLUMNS
     widths = _widths(columns, body)
@@ -146,6 +180,12 @@ def _table(ordered: list[dict]) -> str:
     searches = {r["extra_info"]["strategy"]: r["extra_info"]["batch_size_search"]["summary"] for r in ordered
                 if r["extra_info"].get("batch_size_search")}
     lines += [f"{strategy} bs=max: {summary}" for strategy, summary in searches.items()]
+    shaky = [r["extra_info"] for r in ordered if r["timed"] and unsteady(r["extra_info"])]
+    if shaky:
+        lines.append(f"{UNSTEADY} unsteady rounds, figures uncertain (a speedup is marked when either of its cases "
+                     "is): " + "; ".join(f"{info['strategy']} bs={batch_size_label(info)} {_spread(info)}"
+                                         for info in shaky)
+                     + "; raise --llmperf-rounds or --llmperf-warmup, or quieten the machine")
     return "\n".join(lines)
 
 
@@ -153,6 +193,22 @@ def _reference_cell(info: dict) -> str:
     if is_shape(info["model"]):
         return "n/a (random weights)"
     return "-" if info["similarity_to_reference"] is None else f"{info['similarity_to_reference']:.3f}"
+
+
+UNSTEADY = "~"  # the mark of a figure from unsteady rounds
+
+
+def unsteady(info: dict) -> bool:
+    """Whether a case's measured rounds were judged not steady (``extra_info["steady"]``)."""
+    return info.get("steady") is False
+
+
+def _spread(info: dict) -> str:
+    """``(CV 48%, first round 2.9x the others)``: why a case's rounds were not steady."""
+    parts = [f"CV {info['round_cv']:.0%}"] if info.get("round_cv") is not None else []
+    if info.get("first_round_ratio") is not None and info["first_round_ratio"] > 1:
+        parts.append(f"first round {info['first_round_ratio']:.2f}x the others")
+    return f"({', '.join(parts)})" if parts else ""
 
 
 def _case(record: dict) -> tuple:

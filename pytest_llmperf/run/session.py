@@ -58,7 +58,7 @@ class PerfSession:
         self._causes: dict[tuple[ModelSpec, WorkloadSpec], dict] = {}
         self._out_of_memory: dict[tuple[ModelSpec, WorkloadSpec, str], OutOfMemory] = {}
         self.batch_searches: dict[tuple[ModelSpec, WorkloadSpec, str], object] = {}  # max_batch.BatchSearch
-        self._bandwidth: dict[str, float | None] = {}  # device -> copy bandwidth, bytes/s
+        self._bandwidth: dict[str, object] = {}  # device -> roofline.Probe
         self._telemetry: dict[str, object] = {}  # device -> telemetry.Source
 
     def target(self, spec: ModelSpec) -> LoadedModel:
@@ -142,22 +142,24 @@ class PerfSession:
         return {result.outputs_digest: [list(sample.token_ids) for sample in result.generations.samples]
                 for result in self.results if result.timing is not None}
 
-    def memory_bandwidth(self, target: LoadedModel) -> float | None:
-        """The device's copy bandwidth (bytes/s, ``roofline.copy_bandwidth``), measured once per device;
-        None when the probe's buffers do not fit beside what the cases hold (no roofline then)."""
-        if target.device not in self._bandwidth:
-            from ..measure.memory import free, is_out_of_memory
-            from ..measure.roofline import copy_bandwidth
+    def memory_bandwidth(self, target: LoadedModel, again: bool = False):
+        """The device's memory bandwidth as the session knows it now (``roofline.Bandwidth``): the copy
+        probe is run on first use, again when it is due (``roofline.Probe``) or ``again``, and the best
+        reading kept. A probe whose buffers do not fit beside what the cases hold is skipped (no
+        roofline until one fits)."""
+        from ..measure.memory import free, is_out_of_memory
+        from ..measure.roofline import Probe
 
-            try:
-                self._bandwidth[target.device] = copy_bandwidth(target.device, target.sync)
+        probe = self._bandwidth.get(target.device)
+        if probe is None:
+            probe = self._bandwidth[target.device] = Probe(target.device, target.sync)
+        if again or probe.due():
+            try:  # the probe's buffers leave torch's cache, not to count in later cases
+                probe.run(free if target.device.startswith("cuda") else lambda device: None)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
-                self._bandwidth[target.device] = None
-            if target.device.startswith("cuda"):
-                free(target.device)  # the probe's buffers leave torch's cache, not to count in later cases
-        return self._bandwidth[target.device]
+        return probe.reading()
 
     def baseline(self, target: LoadedModel, workload: Workload) -> Generations | None:
         return self._baselines.get((target.spec, workload.spec))

@@ -142,12 +142,14 @@ def ceiling_gates(result: RunResult, thresholds: Thresholds) -> list[GateResult]
 
 def roofline_gate(result: RunResult, floor: float) -> GateResult:
     """The fraction of the memory-bandwidth roofline decoding reached (``roofline.py``); a case
-    without latency has none, which is not checked, with a warning."""
+    without latency has none, and an impossible one (a disturbed probe) is not judged: neither is
+    checked, with a warning."""
     info = result.efficiency or {}
     measured = info.get("roofline_fraction")
     if measured is None:
-        why = ("the copy-bandwidth probe did not fit in memory" if info.get("memory_bandwidth_gb_s") is None
-               else "no decode latency recorded for this case")
+        why = info.get("roofline_note") or (
+            "the copy-bandwidth probe did not fit in memory" if info.get("memory_bandwidth_gb_s") is None
+            else "no decode latency recorded for this case")
         return GateResult("min_roofline", "roofline fraction", None, floor, True, why, inconclusive=True)
     note = (f"{info['decode_bytes_per_step'] / 1e6:.3g} MB per step in {info['decode_step_ms']:.3g} ms, "
             f"copy bandwidth {info['memory_bandwidth_gb_s']:.3g} GB/s")

@@ -195,3 +195,21 @@ class LLMPerf:
             bs1 = runner.baseline(self._session, target, workload)
             text = report.failure_text(bs1, workload, target, self._session.settings.near_tie)
         self._request.node.stash.setdefault(GATE_REPORTS, []).append((report, text))
+
+
+def gate_failures(item) -> str:
+    """Every failed gate's text of a perf test, for its one failure (empty when none failed)."""
+    return "\n\n".join(text for _, text in item.stash.get(GATE_REPORTS, []) if text)
+
+
+def gate_sections(item) -> list[str]:
+    """Per call of the test, every gate's measured-vs-required line and the rounds' steadiness: the
+    test report's ``llmperf`` sections."""
+    sections = []
+    for gate_report, _ in item.stash.get(GATE_REPORTS, []):
+        lines = [gate.line() for gate in gate_report.gates] or ["no gates"]
+        timing = gate_report.result.timing
+        if timing is not None:
+            lines.append(timing.steadiness.line())
+        sections.append("\n".join(lines))
+    return sections

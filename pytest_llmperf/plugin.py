@@ -1,29 +1,28 @@
-"""pytest-llmperf's pytest plugin: options, hooks and fixtures only.
+"""pytest-llmperf's pytest plugin: hooks and fixtures only.
 
-The work lives in modules named for what they do: options -> config -> loading -> workload ->
-strategies -> measure -> compare/gates -> report. Loading this module imports nothing heavy:
-torch, transformers and datasets are imported only when a perf test runs.
+Each hook delegates to a module named for what it does (``run/startup.py``, ``run/parametrize.py``,
+``run/terminal.py``, ``run/session.py``, ...). Loading this module imports nothing heavy: torch,
+transformers and datasets are imported only when a perf test runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import itertools
 import time
 
 import pytest
 
 from .marks import MARKER, MARKER_HELP, marker_kwargs
-from .measure.progress import INTERVAL_S, Sweep
+from .measure.progress import Sweep
 from .run.ordering import in_run_order
-from .settings.config import Settings, compile_id
-from .settings.options import (
-    OPTIONS,
-    THROUGHPUT_THRESHOLDS,
-    benchmark_options_that_do_not_apply,
-    read_options,
+from .run.parametrize import (
+    MODEL_AXES,
+    MODEL_PARAM,
+    axis_marks,
+    configuration_group,
+    model_axes,
 )
+from .run.startup import add_options
+from .settings.config import Settings
 
 SETTINGS = pytest.StashKey[Settings]()
 SAVED_SCHEMA = 1  # the layout of what pytest-llmperf adds to a saved run
@@ -34,79 +33,22 @@ SWEEP = pytest.StashKey[Sweep]()  # the session's perf tests, for the progress l
 NOTES = pytest.StashKey[list]()  # lines about the options, for the summary of a session with perf tests
 NO_BENCHMARK = ("pytest-llmperf times perf tests through pytest-benchmark, which -p no:benchmark switched off; "
                 "to check outputs without timing, use --benchmark-disable instead")
-XDIST_UNTIMED = ("llmperf: nothing was timed: pytest-benchmark disables timing under pytest-xdist (-n), so these "
-                 "tables show outputs only; time without -n (docs/parallel.md)")
 
-# Axis name -> Axes field. Model axes vary slowest (session scope groups tests per model load),
-# then strategy, then batch size, so ids read like [sdpa-nocompile-float32-pipeline-bs16].
-# The plugin defines no fixture of these names (they are common in ML projects, whose own fixtures
-# must keep working): a perf test that names one in its signature is parametrized with it directly.
-MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
-RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
-AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}  # bs16, bsmax
-MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("llmperf", "LLM inference performance (pytest-llmperf)")
-    for option in OPTIONS:
-        if option.flag_only:
-            group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, action="store_const",
-                            const="true", help=f"{option.help} [ini: {option.ini} = true]")
-        else:
-            group.addoption(option.flag, dest=f"llmperf_{option.dest}", default=None, metavar=option.metavar,
-                            help=f"{option.help} [default: {option.default_shown}; ini: {option.ini}]")
-        parser.addini(option.ini, help=option.help, default=None)
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from .run.startup import settings_and_notes
+
     config.addinivalue_line("markers", MARKER_HELP)
-    try:
-        values, explicit = read_options(lambda dest: config.getoption(f"llmperf_{dest}"), config.getini)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS], config.stash[NOTES] = settings_and_notes(config)
     config.stash[SWEEP] = Sweep()
-    settings = config.stash[SETTINGS] = Settings.from_options(
-        values, explicit, benchmark_disable_gc=bool(config.getoption("benchmark_disable_gc", False)),
-        timer=str(config.getoption("benchmark_timer", None) or "time.perf_counter"))
-    notes = config.stash[NOTES] = []  # said at the end, and only where the session has perf tests
-    if settings.threads is not None:  # before any torch work, so that inter-op threads can still be set
-        from .measure.environment import apply_threads
-
-        notes.append(apply_threads(settings.threads))
-    if settings.push_to_hub is not None and not hasattr(config, "workerinput"):  # not after an hour-long sweep
-        from .output.hub import HubError, require_token
-
-        try:
-            require_token()
-        except HubError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    if (settings.report or settings.export or settings.push_to_hub) and not hasattr(config, "workerinput"):
-        from .output.writers import unwritable
-
-        problem = unwritable(settings, config.rootpath)  # now, not after an hour-long sweep
-        if problem:
-            raise pytest.UsageError(problem)
-    if settings.baseline is not None:  # a bad path is a usage error now, not a failure in every test
-        from .verdicts.baseline import BaselineError, load
-
-        try:
-            load(settings.baseline)
-        except BaselineError as exc:
-            raise pytest.UsageError(f"--llmperf-baseline: {exc}") from None
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         from .run.distributed import RecordReceiver
 
         config.pluginmanager.register(RecordReceiver(lambda: _perf_session(config)), "llmperf-xdist-receiver")
-    # Not config-time warnings: a project without perf tests (many set --benchmark-* in addopts, under
-    # filterwarnings = error) must not hear of them, nor fail on them.
-    ignored = benchmark_options_that_do_not_apply(config)
-    if ignored:
-        notes.append(f"llmperf: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to perf "
-                     "tests, which run a fixed number of pedantic rounds: set --llmperf-warmup and --llmperf-rounds")
-    floors = sorted(set(settings.explicit_thresholds) & set(THROUGHPUT_THRESHOLDS))
-    if floors and (config.getoption("benchmark_disable", False) or config.getoption("numprocesses", None)):
-        notes.append(f"llmperf: {', '.join(floors)} will not be checked: timing is disabled "
-                     "(--benchmark-disable, or pytest-benchmark disables itself under xdist -n)")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -131,17 +73,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest-benchmark's, which writes the JSON first
 def pytest_sessionfinish(session: pytest.Session, exitstatus):
-    """A benchmark interrupted before its first round ended has no data, and pytest-benchmark's JSON and
-    autosave then fail on it (docs/upstream/pytest-benchmark-interrupted-benchmark.md), losing every
-    completed one; one interrupted later has only some of its rounds, and none of our figures. Both
-    are dropped, and named in the summary."""
+    """Benchmarks interrupted before their rounds ended are dropped before pytest-benchmark saves the
+    run (``startup.drop_interrupted``), and named in the summary."""
     benchmark_session = getattr(session.config, "_benchmarksession", None)
     if benchmark_session is not None and SESSION in session.config.stash:  # only where perf tests ran
-        completed = [bench for bench in benchmark_session.benchmarks if getattr(bench, "has_error", False) or (
-            bench and not (getattr(bench.fixture, "llmperf_started", False) and "config_hash" not in bench.extra_info))]
-        dropped = [bench.fullname for bench in benchmark_session.benchmarks if bench not in completed]
-        benchmark_session.benchmarks[:] = completed
-        session.config.stash[DROPPED] = dropped
+        from .run.startup import drop_interrupted
+
+        session.config.stash[DROPPED] = drop_interrupted(benchmark_session)
     return (yield)
 
 
@@ -153,7 +91,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         benchmark_session = getattr(config, "_benchmarksession", None)
         if hasattr(config, "workerinput") and benchmark_session is not None:
             # A worker's raw "Benchmarks are automatically disabled" lands among the controller's progress
-            # dots; the controller's summary says it for perf tests instead (``XDIST_UNTIMED``).
+            # dots; the controller's summary says it for perf tests instead (``terminal.XDIST_UNTIMED``).
             benchmark_session.xdist_benchmark_found = False
 
 
@@ -161,39 +99,15 @@ def _perf_session(config: pytest.Config, node: pytest.Item | None = None):
     """The session's ``PerfSession``, created on first use: by its first perf test (``node``), which
     then carries the warning of a busy machine, if any; or on an xdist controller, by the first records."""
     if SESSION not in config.stash:
-        from .output.journal import Journal
-        from .run.session import PerfSession
-        from .verdicts.baseline import from_benchmark_compare
+        from .run.startup import busy_machine, perf_session
 
-        settings = config.stash[SETTINGS]
-        writes = settings.results_file and not hasattr(config, "workerinput")  # under xdist, the controller
-        journal = Journal(config.rootpath / settings.results_file if writes else None, lambda: _journal_header(config))
-        config.stash[SESSION] = PerfSession(settings, lambda: from_benchmark_compare(config), journal,
-                                            progress=_progress_writer(config), sweep=config.stash[SWEEP])
-        busy = _busy_machine(config) if node is not None else None
+        config.stash[SESSION] = perf_session(config, config.stash[SETTINGS], config.stash[SWEEP])
+        busy = busy_machine(config) if node is not None else None
         if busy:
             from .settings.warning_types import NoisyMeasurementWarning
 
             node.warn(NoisyMeasurementWarning(busy))
     return config.stash[SESSION]
-
-
-def _busy_machine(config: pytest.Config) -> str | None:
-    """``environment.busy_machine`` for this process: on an xdist worker, one of as many processes."""
-    import os
-
-    from .measure.environment import busy_machine
-
-    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") if hasattr(config, "workerinput") else "1"
-    return busy_machine(int(workers) if workers.isdigit() else 1)
-
-
-def _journal_header(config: pytest.Config) -> dict:
-    """The results file's session line: what a report rebuilt from it shows of the environment."""
-    from pytest_benchmark.utils import get_commit_info
-
-    return {"rootdir": str(config.rootpath), "machine_info": {"llmperf": config.stash[SESSION].machine_info()},
-            "commit_info": get_commit_info()}
 
 
 def _test_settings(config: pytest.Config, node):
@@ -207,60 +121,14 @@ def _test_settings(config: pytest.Config, node):
 @pytest.hookimpl(tryfirst=True)  # before pytest reads the parametrize markers this adds
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize perf tests (those using ``llmperf`` or marked ``llmperf``) over the configured axes.
-
-    The model axes go to ``llmperf`` through one private parameter, and to the test itself only where
-    its signature names them; the run axes likewise. A test's own ``parametrize`` of an axis wins.
     The axes are added as ``parametrize`` markers, ahead of the test's own: pytest then gives them
     precedence over a project's fixture of the same name, parametrized or not, as it does a
     decorator's, for this test only."""
     if "llmperf" not in metafunc.fixturenames and metafunc.definition.get_closest_marker(MARKER) is None:
         return
-    axes = _test_settings(metafunc.config, metafunc.definition).axes
-    own = _own_parametrized_names(metafunc.definition)
-    signature = set(inspect.signature(metafunc.function).parameters)
-    marks = []
-    model_axes = [name for name in MODEL_AXES if name not in own]
-    if MODEL_PARAM in metafunc.fixturenames and model_axes:
-        combos = list(itertools.product(*(getattr(axes, MODEL_AXES[name]) for name in model_axes)))
-        named = [name for name in model_axes if name in signature]
-        values = [(tuple(zip(model_axes, combo)), *(combo[model_axes.index(name)] for name in named))
-                  for combo in combos]
-        ids = ["-".join(AXIS_IDS.get(name, str)(value) for name, value in zip(model_axes, combo)) for combo in combos]
-        marks.append(pytest.mark.parametrize([MODEL_PARAM, *named] if named else MODEL_PARAM,
-                                             values if named else [value[0] for value in values],
-                                             ids=ids, scope="session"))
-    else:  # marked, without ``llmperf``: only the axes the test names
-        marks += [_axis_mark(name, getattr(axes, MODEL_AXES[name]), "session")
-                  for name in model_axes if name in signature]
-    marks += [_axis_mark(name, getattr(axes, field), "function")
-              for name, field in RUN_AXES.items() if name in signature and name not in own]
+    marks = axis_marks(metafunc, _test_settings(metafunc.config, metafunc.definition).axes)
     for mark in reversed(marks):  # each goes first: model axes, strategy, batch size, then the test's own
         metafunc.definition.add_marker(mark, append=False)
-
-
-def _axis_mark(name: str, values, scope: str):
-    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) for value in values], scope=scope)
-
-
-def _own_parametrized_names(definition) -> set[str]:
-    names = set()
-    for marker in definition.iter_markers("parametrize"):
-        argnames = marker.args[0] if marker.args else marker.kwargs.get("argnames", ())
-        names.update(n.strip() for n in (argnames.split(",") if isinstance(argnames, str) else argnames))
-    return names
-
-
-def _model_axes(request: pytest.FixtureRequest) -> dict:
-    """The model configuration of this test: its ``_llmperf_model`` parameter, and the axes the test
-    parametrizes itself; an axis neither gives takes its first configured value."""
-    callspec = getattr(request.node, "callspec", None)
-    params = callspec.params if callspec else {}
-    axes = _test_settings(request.config, request.node).axes
-    chosen = {name: getattr(axes, field)[0] for name, field in MODEL_AXES.items()}
-    chosen.update(dict(params.get(MODEL_PARAM, ())))
-    chosen.update({name: params[name] for name in _own_parametrized_names(request.node) & set(MODEL_AXES)
-                   if name in params})
-    return chosen
 
 
 @pytest.fixture(name=MODEL_PARAM)
@@ -275,13 +143,12 @@ def llmperf(request: pytest.FixtureRequest, benchmark, _llmperf_model):
     from .fixture import LLMPerf
     from .model.loading import unsupported_reason
 
-    settings = request.config.stash[SETTINGS]
-    spec = settings.model_spec(**_model_axes(request))
+    test_settings = _test_settings(request.config, request.node)
+    spec = request.config.stash[SETTINGS].model_spec(**model_axes(request.node, test_settings.axes))
     reason = unsupported_reason(spec)
     if reason:
         pytest.skip(reason)
-    return LLMPerf(request, benchmark, _perf_session(request.config, request.node),
-                   _test_settings(request.config, request.node), spec)
+    return LLMPerf(request, benchmark, _perf_session(request.config, request.node), test_settings, spec)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
@@ -292,11 +159,9 @@ def pytest_itemcollected(item: pytest.Item) -> None:
         return
     if item.get_closest_marker(MARKER) is None:
         item.add_marker(MARKER)
-    callspec = getattr(item, "callspec", None)
-    model = dict(callspec.params.get(MODEL_PARAM, ())) if callspec else {}
-    if model and item.get_closest_marker("xdist_group") is None and item.config.pluginmanager.hasplugin("xdist"):
-        configuration = "-".join(AXIS_IDS.get(name, str)(value) for name, value in model.items())
-        item.add_marker(pytest.mark.xdist_group(f"llmperf-{configuration}"))
+    group = configuration_group(item)
+    if group and item.get_closest_marker("xdist_group") is None and item.config.pluginmanager.hasplugin("xdist"):
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own fixture-based reordering and other plugins'
@@ -319,7 +184,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if (not config.stash[SWEEP].total or config.option.collectonly or reporter is None
             or hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("benchmark")):
         return
-    busy = _busy_machine(config)
+    from .run.startup import busy_machine
+
+    busy = busy_machine(config)
     if busy:
         reporter.write_line(busy, yellow=True)
         reporter.flush()
@@ -344,31 +211,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
         item.config.stash[SWEEP].finished(time.monotonic() - started)
 
 
-def _progress_writer(config: pytest.Config):
-    """``(write, interval_s)`` for progress lines (``progress.py``): pytest's terminal reporter, with
-    capture suspended as live logging does it, and flushed, so that a CI log shows each line as it
-    comes; None when progress is off (always on an xdist worker, whose output is not the user's).
-    ``auto``: every 10 s on a terminal; elsewhere (a CI log) a heartbeat every --llmperf-heartbeat s."""
-    settings = config.stash[SETTINGS]
-    mode = settings.progress
-    reporter = config.pluginmanager.getplugin("terminalreporter")
-    if mode == "off" or reporter is None or hasattr(config, "workerinput"):
-        return None
-    interval_s = mode if isinstance(mode, float) else INTERVAL_S
-    if mode == "auto" and not reporter.isatty:
-        if settings.heartbeat is None:
-            return None
-        interval_s = settings.heartbeat
-    capture = config.pluginmanager.getplugin("capturemanager")
-
-    def write(line: str) -> None:
-        with capture.global_and_fixture_disabled() if capture is not None else contextlib.nullcontext():
-            reporter.write_line(line)
-            reporter.flush()
-
-    return write, interval_s
-
-
 def _is_perf_test(item: pytest.Item) -> bool:
     return "llmperf" in getattr(item, "fixturenames", ()) or item.get_closest_marker(MARKER) is not None
 
@@ -379,11 +221,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     body is checked, and the failure is an ordinary one (xfail, -x, junit and reruns see it)."""
     result = yield
     if _is_perf_test(pyfuncitem):
-        from .fixture import GATE_REPORTS
+        from .fixture import gate_failures
 
-        failures = [text for _, text in pyfuncitem.stash.get(GATE_REPORTS, []) if text]
+        failures = gate_failures(pyfuncitem)
         if failures:
-            pytest.fail("\n\n".join(failures), pytrace=False)
+            pytest.fail(failures, pytrace=False)
     return result
 
 
@@ -402,23 +244,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
         send_records(item.config.stash.get(SESSION, None), item.config.stash, report)
     if call.when == "call" and _is_perf_test(item):
-        from .fixture import GATE_REPORTS
+        from .fixture import gate_sections
 
-        for gate_report, _ in item.stash.get(GATE_REPORTS, []):
-            lines = [gate.line() for gate in gate_report.gates] or ["no gates"]
-            timing = gate_report.result.timing
-            if timing is not None:
-                lines.append(timing.steadiness.line())
-            report.sections.append(("llmperf", "\n".join(lines)))
+        report.sections += [("llmperf", section) for section in gate_sections(item)]
     return report
 
 
 @pytest.hookimpl(wrapper=True)  # around the others: ours comes last, and after a regression too
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config):
-    """The llmperf tables, after pytest-benchmark's. pytest-benchmark raises ``PerformanceRegression``
-    from its summary under --benchmark-compare-fail, which would hide these tables and pytest's
-    final line behind a traceback: it becomes a failing exit status and one line instead."""
+    """The llmperf tables and lines, after pytest-benchmark's (``terminal.summary``). pytest-benchmark
+    raises ``PerformanceRegression`` from its summary under --benchmark-compare-fail, which would hide
+    them and pytest's final line behind a traceback: it becomes a failing exit status and one line."""
     from pytest_benchmark.session import PerformanceRegression
+
+    from .run.terminal import summary
 
     regression = False
     try:
@@ -427,63 +266,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         if SESSION not in config.stash:  # no perf test ran: pytest-benchmark's behaviour, unchanged
             raise
         regression = True
-    _write_tables(terminalreporter, config)
-    if config.stash[SWEEP].total or SESSION in config.stash:  # perf tests collected here, or run on workers
-        for note in filter(None, config.stash[NOTES]):
-            terminalreporter.write_line(note, yellow=True)
-    perf_session = config.stash.get(SESSION, None)
-    if perf_session is not None and perf_session.records and config.getoption("dist", "no") != "no":
-        terminalreporter.write_line(XDIST_UNTIMED, yellow=True)
-    dropped = config.stash.get(DROPPED, [])
-    if dropped:
-        terminalreporter.write_line(f"llmperf: left out of the saved run, interrupted before a round ended: "
-                                    f"{', '.join(dropped)}", yellow=True)
-    if perf_session is not None and perf_session.records and perf_session.journal.path:
-        terminalreporter.write_line(f"llmperf: results file {perf_session.journal.path}")
+    with_perf_tests = config.stash[SWEEP].total or SESSION in config.stash  # collected here, or run on workers
+    fail = summary(terminalreporter, config, config.stash.get(SESSION, None),
+                   config.stash[NOTES] if with_perf_tests else [], config.stash.get(DROPPED, []), regression)
     session = config.stash.get(PYTEST_SESSION, None)
-    written = True
-    if perf_session is not None and perf_session.records and not hasattr(config, "workerinput"):
-        written = _write_report_and_exports(terminalreporter, config, perf_session)
-    if not written and session is not None and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # an output asked for is missing
-    if regression:
-        found = getattr(getattr(config, "_benchmarksession", None), "performance_regressions", [])
-        terminalreporter.write_line("llmperf: pytest-benchmark found a performance regression "
-                                    "(--benchmark-compare-fail): failing the run", red=True, bold=True)
-        for name, failure in found:
-            terminalreporter.write_line(f"  {name} - {failure}", red=True)
-        if session is not None and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-def _write_report_and_exports(terminalreporter, config: pytest.Config, perf_session) -> bool:
-    """``--llmperf-report``, ``--llmperf-export`` and ``--llmperf-push-to-hub``, from the session's
-    records (an xdist controller's include its workers'); paths relative to the rootdir. An output
-    that cannot be written is one red line, and False: the run fails."""
-    from .output.writers import FAILED, NOTE, write_session_outputs
-
-    written = True
-    for line, status in write_session_outputs(perf_session, config.rootpath):
-        terminalreporter.write_line(f"llmperf: {line}", yellow=status == NOTE, red=status == FAILED)
-        written &= status != FAILED
-    return written
-
-
-def _write_tables(terminalreporter, config: pytest.Config) -> None:
-    session = config.stash.get(SESSION, None)
-    if session is None or not session.records:
-        return
-    import os
-
-    from .output.tables import github_summary, render, render_comparisons
-
-    sections = [render(session.records), render_comparisons(session.comparison_records)]
-    terminalreporter.write_sep("=", "llmperf results")
-    terminalreporter.write_line(sections[0])
-    if sections[1]:
-        terminalreporter.write_sep("=", "llmperf vs baseline")
-        terminalreporter.write_line(sections[1])
-    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
-    if summary_path:
-        with open(summary_path, "a", encoding="utf-8") as handle:
-            handle.write(github_summary(sections))
+    if fail and session is not None and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

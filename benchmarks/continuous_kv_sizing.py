@@ -26,18 +26,21 @@ from pytest_llmperf.config import ModelSpec, WorkloadSpec
 from pytest_llmperf.loading import load
 from pytest_llmperf.options import BUILTIN
 from pytest_llmperf.strategies.base import RunContext
-from pytest_llmperf.strategies.continuous import ContinuousStrategy, workload_sized_blocks
+from pytest_llmperf.strategies.continuous import (
+    ContinuousStrategy,
+    workload_sized_blocks,
+)
 from pytest_llmperf.workload import format_workload, load_rows
 
 
 class DefaultSizing(ContinuousStrategy):
-    def kv_cache_blocks(self, ctx, hints):
-        return None
+    def cache_sizing(self, ctx, hints):
+        return {"num_blocks": None, "max_batch_tokens": None}
 
 
 class WorkloadSizing(ContinuousStrategy):
-    def kv_cache_blocks(self, ctx, hints):
-        return workload_sized_blocks(hints)
+    def cache_sizing(self, ctx, hints):
+        return {"num_blocks": workload_sized_blocks(hints), "max_batch_tokens": None}
 
 
 def peak_memory_mb(device: str) -> float:

@@ -187,7 +187,8 @@ def plugin_cases(path: str, args) -> dict:
         info = record.get("extra_info") or {}
         if (record.get("kind") == "case" and record.get("timed") and info.get("strategy") == "manual"
                 and info.get("compile_mode") == "none" and args.shape in str(info.get("model"))
-                and str(info.get("dtype")) == args.dtype and "test_throughput" in record.get("test", "")):
+                and str(info.get("dtype")) == args.dtype and "test_throughput" in record.get("test", "")
+                and not info.get("batch_size_search")):  # a bs=max case is the search's, not this size's
             cases[info["batch_size"]] = info
     return cases
 

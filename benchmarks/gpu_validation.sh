@@ -4,6 +4,7 @@
 #   bash benchmarks/gpu_wheels.sh            # here, with network: the wheels the GPU image lacks -> .whl/
 #   bash benchmarks/gpu_validation.sh        # on the GPU machine, from the repository root (carry .whl)
 #   GPU_VALIDATION_CPU_SMOKE=1 bash benchmarks/gpu_validation.sh   # the same steps on CPU, tiny
+# GPU_VALIDATION_DRY_RUN=1 prints the steps without running them.
 # SHAPES="llama-3.2-1b" picks the shapes (SHAPES=builtin: the built-in model and data set, a quick
 # check of the script itself); BARE_SHAPES those of the bare loop (default: SHAPES).
 #
@@ -13,11 +14,12 @@
 #   1. the bare loop (benchmarks/bare_loop.py) for each shape: tokens/s, median token gap, roofline;
 #   2. per shape, bs=1: manual with compile none against reduce-overhead (the roofline bar: compiled
 #      bs=1 decode at >= 50% of the copy-bandwidth roofline), and continuous (compile none; transformers
-#      warns that reduce-overhead's CUDA graphs do not suit continuous batching);
-#   3. per shape, compile none, manual against continuous, bs 4, 16, 64 and max (doubling then
-#      bisecting on out-of-memory, capped at the workload's 64 prompts: the consistency test's bs=1
-#      reference costs every prompt one at a time, so the workload stays small);
-#   4. the bare loop's rows beside the plugin's (read from the results files; afterwards, anywhere:
+#      warns that reduce-overhead's CUDA graphs do not suit continuous batching); then, compile none,
+#      manual against continuous, bs 4, 16, 64 and max (doubling then bisecting on out-of-memory,
+#      capped at the workload's 64 prompts: the consistency test's bs=1 reference costs every prompt
+#      one at a time, so the workload stays small). The first shape is compiled here; the others'
+#      compiled bs=1 runs come after every shape's uncompiled steps;
+#   3. the bare loop's rows beside the plugin's (read from the results files; afterwards, anywhere:
 #      python3 benchmarks/bare_loop.py --shape S --dtype bfloat16 --compare-only OUT/bare_loop.jsonl
 #      --plugin-results OUT/results.jsonl).
 # bfloat16, sdpa, synthetic prompts of PROMPT_TOKENS random tokens, EOS ignored. Telemetry, energy per
@@ -49,11 +51,10 @@ else
 fi
 
 # The wheels the image lacks (benchmarks/gpu_wheels.sh), into /tmp/site, ahead of the image's own.
-if [ "$SMOKE" != 1 ] && ls .whl/*.whl >/dev/null 2>&1; then
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+if [ "$SMOKE" != 1 ] && [ "${GPU_VALIDATION_DRY_RUN:-0}" != 1 ] && ls .whl/*.whl >/dev/null 2>&1; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
-    && export PYTHONPATH=/tmp/site:$PWD || echo "== wheel install failed; going on with the image's packages"
-else
-  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+    && export PYTHONPATH=/tmp/site:$PYTHONPATH || echo "== wheel install failed; going on with the image's packages"
 fi
 # The plugin from this checkout: through its entry point where it is installed, else named with -p.
 PLUGIN=()
@@ -73,6 +74,7 @@ step() {  # step NAME MAX_SECONDS COMMAND...: bounded by its maximum and by what
   limit=$((limit * SCALE))
   [ "$limit" -gt $((left - 10)) ] && limit=$((left - 10))
   echo; echo "== $name (at most ${limit}s): $*"
+  [ "${GPU_VALIDATION_DRY_RUN:-0}" = 1 ] && return  # print the plan only
   t0=$(date +%s)
   timeout -k 10 "$limit" "$@"
   rc=$?
@@ -107,20 +109,31 @@ for name in (\"datasets\", \"pynvml\", \"scipy\", \"psutil\", \"matplotlib\"):
 "; nproc; free -g | head -2'
 
 for shape in ${BARE_SHAPES:-$SHAPES}; do
-  step "bare-$shape" 90 python3 benchmarks/bare_loop.py --shape "$shape" --device "$DEVICE" --dtype "$DTYPE" \
+  step "bare-$shape" 60 python3 benchmarks/bare_loop.py --shape "$shape" --device "$DEVICE" --dtype "$DTYPE" \
     --batch-sizes "$BARE_SIZES" --prompt-tokens "$PROMPT_TOKENS" --new-tokens "$NEW_TOKENS" --repeats "$REPEATS" \
     --json "$OUT/bare_loop.jsonl"
 done
-for shape in $SHAPES; do  # compile none against reduce-overhead (manual), manual against continuous (none)
-  plugin "bs1-$shape" 150 "$shape" --llmperf-strategies manual,continuous --llmperf-compile "$COMPILES" \
-    -k "not (continuous and reduce)" --llmperf-batch-sizes 1 --llmperf-num-samples "$BS1_SAMPLES" \
-    --llmperf-warmup 1 --llmperf-rounds 3
-done
-for shape in $SHAPES; do  # max: doubling then bisecting, capped at the workload's prompts
-  plugin "sweep-$shape" 120 "$shape" --llmperf-strategies manual,continuous --llmperf-compile none \
+# The first shape gets every step before the next shape starts; compiling takes a minute or more
+# per shape, so the other shapes' compiled runs come last, in what is left of the budget.
+first=1
+for shape in $SHAPES; do  # bs=1: compile none against reduce-overhead (manual), manual against continuous
+  compiles=none; [ "$first" = 1 ] && compiles=$COMPILES
+  plugin "bs1-$shape" $([ "$first" = 1 ] && echo 180 || echo 60) "$shape" --llmperf-strategies manual,continuous \
+    --llmperf-compile "$compiles" -k "not (continuous and reduce)" --llmperf-batch-sizes 1 \
+    --llmperf-num-samples "$BS1_SAMPLES" --llmperf-warmup 1 --llmperf-rounds 3
+  # max: doubling then bisecting, capped at the workload's prompts
+  plugin "sweep-$shape" 110 "$shape" --llmperf-strategies manual,continuous --llmperf-compile none \
     --llmperf-batch-sizes "$SWEEP_SIZES,max" --llmperf-num-samples "$SWEEP_SAMPLES" --llmperf-warmup 1 \
     --llmperf-rounds 2
+  first=0
 done
+if [ "$COMPILES" != none ]; then
+  for shape in ${SHAPES#* }; do  # every shape but the first, compiled, bs=1, manual
+    [ "$shape" = "$SHAPES" ] && break  # a single shape: already compiled above
+    plugin "bs1-compiled-$shape" 150 "$shape" --llmperf-strategies manual --llmperf-compile reduce-overhead \
+      --llmperf-batch-sizes 1 --llmperf-num-samples "$BS1_SAMPLES" --llmperf-warmup 1 --llmperf-rounds 3
+  done
+fi
 for shape in $SHAPES; do  # the bare loop's rows beside the plugin's: no model built (also runnable afterwards)
   step "compare-$shape" 30 python3 benchmarks/bare_loop.py --shape "$shape" --dtype "$DTYPE" \
     --compare-only "$OUT/bare_loop.jsonl" --plugin-results "$OUT/results.jsonl"

@@ -3,7 +3,8 @@
 No plugin code: the model is built with plain transformers from the shape's config JSON
 (``pytest_llmperf/builtin/shapes/NAME.json``, read as a file) with random weights (fixed seed); the
 prompt is ``--prompt-tokens`` random token ids per row; decoding is greedy with ``model(...)`` and
-the returned ``cache`` for exactly ``--new-tokens`` tokens (no end-of-sequence stop), the device
+the returned ``cache`` for exactly ``--new-tokens`` tokens (no end-of-sequence stop; the prefill computes
+the last position's logits only, as ``generate`` does), the device
 synchronised before every clock read. Per batch size, the median over ``--repeats`` runs (after one
 warm-up run) of:
 
@@ -121,7 +122,7 @@ def greedy(model, prompt: torch.Tensor, new_tokens: int, device: str) -> tuple[f
     """One run: seconds from the prefill's start to the last token, and the decode steps' seconds."""
     sync(device)
     start = time.perf_counter()
-    out = model(input_ids=prompt, use_cache=True)
+    out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)  # as generate(): the last position's logits
     token = out.logits[:, -1].argmax(-1, keepdim=True)
     sync(device)
     last, gaps, cache = time.perf_counter(), [], out.cache

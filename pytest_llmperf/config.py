@@ -12,7 +12,7 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .options import AXES, OPTIONS_BY_DEST, THRESHOLDS
+from .options import AXES, OPTIONS_BY_DEST, SYNTHETIC, THRESHOLDS
 
 
 def compile_id(mode: str) -> str:
@@ -49,10 +49,19 @@ class WorkloadSpec:
     reference_column: str | None
     num_samples: int | None  # None: the whole split
     max_new_tokens: int
+    prompt_tokens: int | None = None  # the synthetic dataset's prompt length; None for any other
+
+    @property
+    def ignore_eos(self) -> bool:
+        """The synthetic workload generates exactly ``max_new_tokens``: no token ends a generation."""
+        return self.dataset == SYNTHETIC
 
     @property
     def hash(self) -> str:
-        return _digest(asdict(self))
+        fields = asdict(self)
+        if self.prompt_tokens is None:  # the hash of every other workload is what it was before this field
+            del fields["prompt_tokens"]
+        return _digest(fields)
 
 
 @dataclass(frozen=True)

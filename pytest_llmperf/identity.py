@@ -68,7 +68,7 @@ def generation_config(config) -> dict:
 def causes(target, workload) -> dict:
     """The causes of one (loaded model, workload); computed once per pair by the session."""
     per_prompt = [ids_digest(ids) for ids in workload.input_ids]
-    config = generation_config(target.generation_config(workload.spec.max_new_tokens))
+    config = generation_config(target.generation_config(workload.spec.max_new_tokens, workload.spec.ignore_eos))
     return {
         "model_revision": target.revision,
         "tokenizer": tokenizer_digest(target.tokenizer),
@@ -81,8 +81,15 @@ def causes(target, workload) -> dict:
 
 
 def work_identity(result) -> dict:
-    """The question a case answers (``result``: a ``RunResult``)."""
+    """The question a case answers (``result``: a ``RunResult``). A ``shape:`` model adds its config
+    digest and seed (``shapes.revision``: another config is another model under the same name), the
+    synthetic workload its prompt length; every other case's identity is what it was before them."""
     spec, workload = result.spec, result.workload
+    extra = {}
+    if str(result.causes.get("model_revision", "")).startswith("shape:"):
+        extra["shape"] = result.causes["model_revision"]
+    if workload.prompt_tokens is not None:
+        extra["prompt_tokens"] = workload.prompt_tokens
     return {
         "model": spec.model,
         "dataset": workload.dataset,
@@ -96,6 +103,7 @@ def work_identity(result) -> dict:
         "compile_mode": spec.compile_mode,
         "strategy": result.strategy,
         "batch_size": result.batch_size,
+        **extra,
     }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import builtin
+from . import builtin, shapes
 from .config import ModelSpec
 from .identity import model_revision
 from .instruments import resident_bytes
@@ -46,6 +46,11 @@ class LoadedModel:
     model_bytes: int | None = None  # resident right after loading (instruments.resident_bytes): what
     # the peak memory of a case is "above the model" of
 
+    @property
+    def random_weights(self) -> bool:
+        """A ``shape:`` model (shapes.py): its outputs carry no meaning, only its speed does."""
+        return shapes.is_shape(self.spec.model)
+
     def sync(self) -> None:
         """Wait for queued device work, so a clock read measures finished work."""
         if self.device.startswith("cuda"):
@@ -64,13 +69,16 @@ class LoadedModel:
             config._compile_all_devices = True  # transformers only auto-compiles on accelerators otherwise
         return config
 
-    def generation_config(self, max_new_tokens: int):
-        """Greedy decoding from the model's own generation config, with EOS and padding set."""
+    def generation_config(self, max_new_tokens: int, ignore_eos: bool = False):
+        """Greedy decoding from the model's own generation config, with EOS and padding set. With
+        ``ignore_eos``, no token ends a generation: every one runs ``max_new_tokens`` (an empty EOS
+        list, which ``generate``, pipelines and continuous batching all honour; None would fall back
+        to the model's own EOS)."""
         config = copy.deepcopy(self.model.generation_config)
         config.update(
             do_sample=False, num_beams=1, temperature=None, top_p=None, top_k=None, min_p=None,
             max_new_tokens=max_new_tokens, max_length=None, min_new_tokens=None, min_length=0,
-            pad_token_id=self.tokenizer.pad_token_id, eos_token_id=sorted(self.eos_token_ids),
+            pad_token_id=self.tokenizer.pad_token_id, eos_token_id=[] if ignore_eos else sorted(self.eos_token_ids),
         )
         compile_config = self.compile_config()
         if compile_config is None:
@@ -140,21 +148,30 @@ def model_source(model: str) -> str:
     return str(builtin.MODEL_DIR) if model == BUILTIN else model
 
 
+def unsupported_attention(message: str) -> str | None:
+    """transformers' "does not support ... attention" as its first sentence, or None."""
+    if "does not support" in message and "ttention" in message:
+        return message.split(". ")[0].rstrip(".")
+    return None
+
+
 def _looks_like_a_path(source: str) -> bool:
     """Not a hub id (``name`` or ``org/name``): absolute, ``./``, ``~``, or deeper than ``org/name``."""
     return source.startswith(("/", ".", "~")) or "\\" in source or source.count("/") > 1
 
 
 def load(spec: ModelSpec) -> LoadedModel:
-    """Load tokenizer and model, move to the device, and trigger compilation outside measured time."""
+    """Load tokenizer and model (or build a ``shape:`` model on the device), move to the device, and
+    trigger compilation outside measured time."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    shape = shapes.is_shape(spec.model)
     source = model_source(spec.model)
-    if _looks_like_a_path(source) and not Path(source).expanduser().is_dir():
+    if not shape and _looks_like_a_path(source) and not Path(source).expanduser().is_dir():
         raise LoadError(f"cannot load model {spec.model!r}: no such model directory")
     source = str(Path(source).expanduser()) if source.startswith("~") else source
-    if Path(source).is_dir() and not (Path(source) / "config.json").is_file():
+    if not shape and Path(source).is_dir() and not (Path(source) / "config.json").is_file():
         raise LoadError(f"cannot load model {spec.model!r}: no config.json in {source}")
     device = resolve_device(spec.device)
     if device.startswith("cuda"):
@@ -162,20 +179,28 @@ def load(spec: ModelSpec) -> LoadedModel:
         torch.cuda.synchronize(device)
     start = time.perf_counter()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-        model, loading_info = AutoModelForCausalLM.from_pretrained(
-            source,
-            dtype="auto" if spec.dtype == "auto" else getattr(torch, spec.dtype),
-            attn_implementation=spec.attn_implementation,
-            output_loading_info=True,
-        )
+        if shape:  # built on the device, random weights: nothing is loaded
+            model, tokenizer = shapes.build(spec, device)
+            loading_info = {}
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(source)
+            model, loading_info = AutoModelForCausalLM.from_pretrained(
+                source,
+                dtype="auto" if spec.dtype == "auto" else getattr(torch, spec.dtype),
+                attn_implementation=spec.attn_implementation,
+                output_loading_info=True,
+            )
+    except shapes.ShapeError as exc:
+        raise LoadError(f"cannot load model {spec.model!r}: {exc}") from None
     except Exception as exc:  # OSError for unknown ids/offline, ValueError for unsupported attention...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if isinstance(exc, ValueError) and "does not support" in message and "ttention" in message:
-            first_sentence = message.split(". ")[0].rstrip(".")
+        attention = unsupported_attention(message) if isinstance(exc, ValueError) else None
+        if attention:
             raise UnsupportedCombination(
-                f"model {spec.model!r} with attn_implementation={spec.attn_implementation}: {first_sentence}"
+                f"model {spec.model!r} with attn_implementation={spec.attn_implementation}: {attention}"
             ) from None
+        if shape:
+            message = shapes.explain(exc, spec.model)
         raise LoadError(f"cannot load model {spec.model!r}: {message}") from None
     problem = not_a_causal_lm(model, loading_info)
     if problem:
@@ -194,7 +219,7 @@ def load(spec: ModelSpec) -> LoadedModel:
         dtype=str(model.dtype).removeprefix("torch."),
         load_time_s=0.0,
         eos_token_ids=_eos_ids(model, tokenizer),
-        revision=model_revision(source, model),
+        revision=shapes.revision(spec.model) if shape else model_revision(source, model),
     )
     loaded.sync()
     loaded.load_time_s = time.perf_counter() - start

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 BUILTIN = "builtin"
+SYNTHETIC = "synthetic"  # --llmperf-dataset synthetic: fixed-shape prompts of token ids (workload.synthetic_workload)
 
 DEVICES_HELP = "auto, cpu, cuda, cuda:N"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -285,9 +286,17 @@ class Option:
 
 # Options shaping the workload and the model. Axes (lists that parametrize tests) are marked below.
 OPTIONS: tuple[Option, ...] = (
-    Option("model", BUILTIN, parse_text, "hub id or local model directory; 'builtin' is the embedded tiny model", "ID"),
+    Option("model", BUILTIN, parse_text,
+           "hub id or local model directory; 'builtin' is the embedded tiny model; 'shape:NAME' (smollm2-135m, "
+           "gemma-3-270m, qwen2.5-0.5b, llama-3.2-1b) or 'shape:path/to/config.json' builds that architecture with "
+           "random weights, offline", "ID"),
     Option("dataset", BUILTIN, parse_text,
-           "hub id or local .json/.jsonl/.csv/.parquet file; 'builtin' is the embedded FoodExtract-style set", "ID"),
+           "hub id or local .json/.jsonl/.csv/.parquet file; 'builtin' is the embedded FoodExtract-style set; "
+           "'synthetic' is --llmperf-prompt-tokens random token ids per prompt, generating exactly "
+           "--llmperf-max-new-tokens (EOS ignored)", "ID"),
+    Option("prompt_tokens", "128", parse_int(1),
+           "prompt length in tokens of --llmperf-dataset synthetic: every prompt exactly this long, so batches "
+           "need no padding", "N"),
     Option("prompt_column", "sequence", parse_text, "dataset column holding the prompt text", "NAME"),
     Option("reference_column", None, parse_optional_text, "dataset column holding reference outputs", "NAME",
            default_text="the built-in set's own, else none"),
@@ -434,7 +443,20 @@ def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -
         values[option.dest] = value
         if is_explicit:
             explicit[option.dest] = value
+    check_workload(values, explicit)
     return values, explicit
+
+
+def check_workload(values: dict, explicit: dict) -> None:
+    """What the synthetic workload needs and what only it takes; ``prompt_tokens`` is None for any other."""
+    if values["dataset"] != SYNTHETIC:
+        if "prompt_tokens" in explicit:
+            raise ValueError("--llmperf-prompt-tokens: applies only to --llmperf-dataset synthetic (the prompts of "
+                             f"dataset {values['dataset']!r} are its own)")
+        values["prompt_tokens"] = None
+    elif values["num_samples"] is None:
+        raise ValueError("--llmperf-num-samples: 'all' has no meaning for --llmperf-dataset synthetic; give a number "
+                         "of prompts")
 
 
 # pytest-benchmark's options that size its own calibrated rounds. Perf tests run pedantic rounds (a

@@ -12,6 +12,7 @@ from __future__ import annotations
 from statistics import median
 
 from .results import SECONDS_PER_DAY, RunResult
+from .shapes import is_shape
 
 COLUMNS = ("batch size", "strategy", "length match", "avg similarity to bs=1", "avg similarity to reference",
            "total time", "samples/s", "speedup vs bs=1", "projected samples per day")
@@ -110,9 +111,17 @@ def _table(ordered: list[dict]) -> str:
     first = ordered[0]["extra_info"]
     rounds = {len(r["extra_info"]["round_s"]) for r in ordered if r["timed"]}
     timing_note = f"median of {'/'.join(map(str, sorted(rounds)))} measured round(s)" if rounds else "untimed"
-    title = (f"llmperf: {first['model']} [{first['config']}] on {first['device']} ({first['dtype']}, "
-             f"attn {first['attn_implementation']}) | dataset {first['dataset']}:{first['split']}, "
-             f"{first['num_samples']} samples, max_new_tokens {first['max_new_tokens']} | total time = {timing_note}")
+    model = first["model"]
+    if is_shape(model):  # name the source: nothing was loaded
+        model += f" (random weights, built in {first['load_time_s']:.1f} s)"
+    if first.get("prompt_tokens") is not None:
+        workload = (f"dataset synthetic: {first['num_samples']} prompts x {first['prompt_tokens']} tokens, exactly "
+                    f"{first['max_new_tokens']} new tokens each (EOS ignored)")
+    else:
+        workload = (f"dataset {first['dataset']}:{first['split']}, {first['num_samples']} samples, max_new_tokens "
+                    f"{first['max_new_tokens']}")
+    title = (f"llmperf: {model} [{first['config']}] on {first['device']} ({first['dtype']}, "
+             f"attn {first['attn_implementation']}) | {workload} | total time = {timing_note}")
     bs1_rows = {(r["test"], r["extra_info"]["strategy"]): r for r in ordered if r["extra_info"]["batch_size"] == 1}
     body = []
     for record in ordered:
@@ -124,7 +133,7 @@ def _table(ordered: list[dict]) -> str:
             info["strategy"],
             f"{round(info['length_match_to_bs1'] * info['num_samples'])}/{info['num_samples']}",
             f"{info['similarity_to_bs1']:.3f}",
-            "-" if info["similarity_to_reference"] is None else f"{info['similarity_to_reference']:.3f}",
+            _reference_cell(info),
             f"{median(info['round_s']):.3f} s" if timed else "-",
             f"{info['samples_per_s']:.2f}" if timed else "-",
             _speedup(info, bs1_rows.get((record["test"], info["strategy"]))),
@@ -138,6 +147,12 @@ def _table(ordered: list[dict]) -> str:
                 if r["extra_info"].get("batch_size_search")}
     lines += [f"{strategy} bs=max: {summary}" for strategy, summary in searches.items()]
     return "\n".join(lines)
+
+
+def _reference_cell(info: dict) -> str:
+    if is_shape(info["model"]):
+        return "n/a (random weights)"
+    return "-" if info["similarity_to_reference"] is None else f"{info['similarity_to_reference']:.3f}"
 
 
 def _case(record: dict) -> tuple:

@@ -115,6 +115,7 @@ class RunResult:
             "dataset": self.workload.dataset,
             "split": self.workload.split,
             "max_new_tokens": self.workload.max_new_tokens,
+            "prompt_tokens": self.workload.prompt_tokens,  # the synthetic workload's; None for a text dataset
             "length_match_to_bs1": consistency.length_matches / self.num_samples,
             "exact_match_to_reference": reference.exact_match if reference else None,
             "references_missing": reference.missing if reference else None,

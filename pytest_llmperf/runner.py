@@ -122,7 +122,8 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         causes=session.causes(target, workload),
         prompts_digest=workload.prompts_digest,
         consistency=compare(generations, baseline(session, target, workload)),
-        reference=score_against_references(generations, workload.references),
+        # random weights' outputs carry no meaning: nothing to score against a reference (the table says n/a)
+        reference=None if target.random_weights else score_against_references(generations, workload.references),
         bs1=session.find(target.spec, workload.spec, strategy_name, 1, timed=True) if batch_size > 1 else None,
         test=test,
         batch_size_search=search.info() if search else None,
@@ -174,7 +175,8 @@ def prepared(target: LoadedModel, workload: Workload, strategy_name: str, batch_
     reason = strategy.unsupported_reason(target)
     if reason:
         raise Unsupported(reason)
-    ctx = RunContext(target, workload, batch_size, target.generation_config(workload.spec.max_new_tokens))
+    ctx = RunContext(target, workload, batch_size,
+                     target.generation_config(workload.spec.max_new_tokens, workload.spec.ignore_eos))
     strategy.setup(ctx)
     expected = len(workload.texts)
 

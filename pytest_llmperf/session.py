@@ -21,7 +21,8 @@ from .regression import compare_case
 from .report import comparison_record
 from .results import RunResult
 from .strategies.base import Generations
-from .workload import Rows, Workload, WorkloadError, check_context, format_workload, load_rows
+from .options import SYNTHETIC
+from .workload import Rows, Workload, WorkloadError, check_context, format_workload, load_rows, synthetic_workload
 
 
 class PerfSession:
@@ -72,6 +73,12 @@ class PerfSession:
     def workload(self, target: LoadedModel) -> Workload:
         spec = self.settings.workload
         key = (target.spec.model, spec)
+        if key not in self._workloads and spec.dataset == SYNTHETIC:  # no rows: token ids for this tokenizer
+            try:
+                self._workloads[key] = synthetic_workload(spec, target.tokenizer)
+                check_context(self._workloads[key], target.model.config)
+            except WorkloadError as exc:
+                self._workloads[key] = exc
         if key not in self._workloads:
             if spec not in self._rows:
                 try:

@@ -3,10 +3,15 @@
 Rows come from the built-in data file, a local .json/.jsonl/.csv/.parquet file or a hub dataset,
 all through ``datasets.load_dataset``. A dataset that only has a ``train`` split is split 80/20
 with seed 42 (as the FoodExtract tutorial does) and the configured split is taken from that.
+
+``synthetic`` has no rows: its prompts are token ids drawn from a seed for the model's tokenizer,
+exactly ``prompt_tokens`` of them each (``synthetic_workload``), and it generates exactly
+``max_new_tokens`` (EOS ignored): the fixed ``batch x prompt tokens x new tokens`` shape.
 """
 
 from __future__ import annotations
 
+import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,8 @@ from .options import BUILTIN
 
 FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 SPLIT_SEED, TEST_SIZE = 42, 0.2
+SYNTHETIC_SEED = 0
+ROUND_TRIPS = 50  # tries to make a drawn prompt one its own text tokenizes back to
 
 
 class WorkloadError(Exception):
@@ -130,6 +137,45 @@ def format_workload(spec: WorkloadSpec, rows: Rows, tokenizer) -> Workload:
         texts, add_special_tokens = rows.prompts, True
     input_ids = tuple(tuple(ids) for ids in tokenizer(list(texts), add_special_tokens=add_special_tokens)["input_ids"])
     return Workload(spec, rows, texts, input_ids, add_special_tokens, Dataset.from_dict({"text": list(texts)}))
+
+
+def synthetic_workload(spec: WorkloadSpec, tokenizer) -> Workload:
+    """``num_samples`` prompts of exactly ``prompt_tokens`` token ids, drawn with a fixed seed from the
+    tokenizer's vocabulary (special tokens left out), without a chat template or BOS.
+
+    Every strategy tokenizes the prompt texts inside its round, so each prompt is made one whose
+    text tokenizes back to exactly its ids: decode and re-encode (ids that merge into a word, or
+    bytes of no character, come back otherwise), cut or top up to the length with new draws, until
+    it holds (a few rounds, each changing only the tail)."""
+    from datasets import Dataset
+
+    rng = random.Random(SYNTHETIC_SEED)
+    special = set(tokenizer.all_special_ids)
+    vocabulary = [token for token in range(tokenizer.vocab_size) if token not in special]
+    texts, ids = [], []
+    for index in range(spec.num_samples):
+        prompt = rng.choices(vocabulary, k=spec.prompt_tokens)
+        for _ in range(ROUND_TRIPS):
+            again = round_trip(tokenizer, prompt)
+            if again == prompt:
+                break
+            if len(again) >= spec.prompt_tokens:  # cut, back to where a cut splits no character or word
+                again = again[:spec.prompt_tokens - 1]
+                while again and round_trip(tokenizer, again) != again:
+                    again = again[:-1]
+            prompt = again + rng.choices(vocabulary, k=spec.prompt_tokens - len(again))
+        else:
+            raise WorkloadError(f"synthetic prompt {index}: no {spec.prompt_tokens}-token text that tokenizes back to "
+                                f"itself found in {ROUND_TRIPS} tries with this tokenizer")
+        texts.append(tokenizer.decode(prompt))
+        ids.append(tuple(prompt))
+    rows = Rows(tuple(texts), None, None)
+    return Workload(spec, rows, tuple(texts), tuple(ids), False, Dataset.from_dict({"text": texts}))
+
+
+def round_trip(tokenizer, ids: list[int]) -> list[int]:
+    """What the text of ``ids`` tokenizes to, as a strategy tokenizes a prompt (no special tokens)."""
+    return tokenizer(tokenizer.decode(ids), add_special_tokens=False)["input_ids"]
 
 
 def check_context(workload: Workload, model_config) -> None:

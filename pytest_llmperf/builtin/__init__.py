@@ -11,5 +11,6 @@ from pathlib import Path
 FILES = Path(__file__).parent / "files"
 MODEL_DIR = FILES / "model"
 DATASET_FILE = FILES / "foodextract_synth.jsonl"
+SHAPES_DIR = Path(__file__).parent / "shapes"  # published config.json files for --llmperf-model shape:NAME
 PROMPT_COLUMN = "sequence"
 REFERENCE_COLUMN = "label_condensed"

@@ -74,8 +74,11 @@ class RunContext:
         return [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
 
     def finish(self, generated: Sequence[Sequence[int]]) -> Generations:
-        """Cut each sample's new ids after the first EOS (dropping post-EOS padding) and decode."""
-        eos = self.target.eos_token_ids
+        """Cut each sample's new ids after the first EOS (dropping post-EOS padding) and decode. The
+        EOS ids are the generation config's: none when the workload ignores EOS."""
+        configured = self.generation_config.eos_token_id
+        eos = self.target.eos_token_ids if configured is None else \
+            set(configured if isinstance(configured, (list, tuple)) else [configured])
         samples = []
         for ids in generated:
             ids = [int(token) for token in ids]

@@ -169,6 +169,8 @@ def plugin_command(args, batch_size: int, results: str) -> list[str]:
                "--llmperf-strategies=manual", f"--llmperf-device={args.device}", f"--llmperf-dtype={args.dtype}",
                f"--llmperf-attn={args.attn}", "--llmperf-compile=none", f"--llmperf-rounds={args.repeats}",
                "--llmperf-latency=rounds", f"--llmperf-results-file={results}", "--llmperf-progress=off"]
+    if args.threads:
+        command.append(f"--llmperf-threads={args.threads}")
     if not _plugin_installed():
         command[3:3] = ["-p", "pytest_llmperf.plugin"]
     return command
@@ -207,6 +209,8 @@ def run_plugin(args, batch_size: int) -> dict | None:
 
 
 def measure_all(args) -> list[dict]:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     start = time.perf_counter()
     model = build(args.shape, args.device, args.dtype, args.attn)
     bandwidth = copy_bandwidth(args.device)
@@ -238,6 +242,8 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own); the plugin "
+                        "run by --plugin gets the same through --llmperf-threads")
     parser.add_argument("--plugin", action="store_true", help="run the plugin per batch size in a subprocess")
     parser.add_argument("--plugin-results", help="read the plugin's figures from this results file instead")
     parser.add_argument("--plugin-timeout", type=float, default=1200)

@@ -20,7 +20,9 @@ warm-up run) of:
 
 Beside them the plugin's figures for the same case (``manual`` strategy, same shape, dtype,
 prompt length and new tokens), read from a results file: ``--plugin`` runs ``pytest perf_tests``
-in a subprocess with one batch per round (``--llmperf-num-samples`` = batch size),
+in a subprocess with one batch per round (``--llmperf-num-samples`` = batch size), right after
+each bare measurement, ``--pairs`` times per batch size (bare, plugin, bare, plugin...: drift in the
+machine's speed hits both alike; each bare measurement runs its own copy probe),
 ``--plugin-results FILE`` reads one written earlier (its ``manual`` cases with compile none).
 Prints a markdown table and, with ``--json``, one JSON line per batch size. Run:
 ``HF_HUB_OFFLINE=1 python benchmarks/bare_loop.py --shape smollm2-135m --batch-sizes 1,4 --plugin``.
@@ -137,7 +139,10 @@ def greedy(model, prompt: torch.Tensor, new_tokens: int, device: str) -> tuple[f
     return last - start, gaps
 
 
-def bare(model, args, batch_size: int, bandwidth: float) -> dict:
+def bare(model, args, batch_size: int) -> dict:
+    """One measurement at ``batch_size``, with a copy probe of its own just before (the machine's
+    speed drifts)."""
+    bandwidth = copy_bandwidth(args.device)
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(batch_size)
     prompt = torch.randint(3, vocab, (batch_size, args.prompt_tokens), generator=generator).to(args.device)
@@ -209,23 +214,32 @@ def run_plugin(args, batch_size: int) -> dict | None:
 
 
 def measure_all(args) -> list[dict]:
+    """Per batch size, ``--pairs`` times: the bare loop, then (``--plugin``) the plugin, alternating, so
+    that drift in the machine's speed hits both alike. One row per pair, the plugin's figures under
+    ``"plugin"``."""
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.perf_counter()
     model = build(args.shape, args.device, args.dtype, args.attn)
-    bandwidth = copy_bandwidth(args.device)
     print(f"shape:{args.shape} on {args.device}, {args.dtype}, {args.attn}: built in {time.perf_counter() - start:.1f} s, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; prompt {args.prompt_tokens} random tokens, "
           f"{args.new_tokens} new tokens, greedy, no EOS stop; median of {args.repeats} runs after 1 warm-up; "
-          f"copy bandwidth {bandwidth / 1e9:.1f} GB/s; torch {torch.__version__}, threads {torch.get_num_threads()}",
-          flush=True)
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
     rows = []
     for batch_size in map(int, args.batch_sizes.split(",")):
-        row = bare(model, args, batch_size, bandwidth)
-        rows.append(row)
-        print(f"bare bs={batch_size}: {row['tokens_per_s']:,.1f} tokens/s, median gap {row['gap_ms']:.2f} ms, roofline "
-              f"{row['roofline']:.3f}, peak above model {row['peak_above_model_mb']:,.1f} MB", flush=True)
+        for pair in range(1, args.pairs + 1):
+            row = {**bare(model, args, batch_size), "pair": pair}
+            print(f"bare bs={batch_size} ({pair}): {row['tokens_per_s']:,.2f} tokens/s, median gap {row['gap_ms']:.2f} ms, "
+                  f"roofline {row['roofline']:.3f} of {row['bandwidth_gb_s']:.1f} GB/s, peak above model "
+                  f"{row['peak_above_model_mb']:,.1f} MB", flush=True)
+            if args.plugin:
+                row["plugin"] = run_plugin(args, batch_size)
+            rows.append(row)
     return rows
+
+
+PLUGIN_KEYS = ("tokens_per_s", "itl_ms_p50", "roofline_fraction", "memory_bandwidth_gb_s", "decode_bytes_per_step",
+               "peak_memory_mb", "peak_memory_above_model_mb", "ttft_ms_p50", "num_samples", "round_s")
 
 
 def fmt(value, pattern: str = "{:,.2f}") -> str:
@@ -245,6 +259,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own); the plugin "
                         "run by --plugin gets the same through --llmperf-threads")
     parser.add_argument("--plugin", action="store_true", help="run the plugin per batch size in a subprocess")
+    parser.add_argument("--pairs", type=int, default=1, help="bare, plugin, bare, plugin...: this many pairs per size")
     parser.add_argument("--plugin-results", help="read the plugin's figures from this results file instead")
     parser.add_argument("--plugin-timeout", type=float, default=1200)
     parser.add_argument("--json", help="append one JSON line per batch size to this file")
@@ -259,27 +274,31 @@ def main() -> None:
               f"{args.plugin_results}")
     else:
         rows = measure_all(args)
-    plugin = plugin_cases(args.plugin_results, args) if args.plugin_results else {}
-    if args.plugin:
+    if args.plugin_results:
+        cases = plugin_cases(args.plugin_results, args)
         for row in rows:
-            plugin[row["batch_size"]] = run_plugin(args, row["batch_size"])
-    print("| bs | bare tokens/s | plugin tokens/s | plugin/bare | bare gap ms | plugin ITL p50 ms | bytes/step MB "
+            row["plugin"] = cases.get(row["batch_size"])
+    print("| bs | pair | bare tokens/s | plugin tokens/s | plugin/bare | bare gap ms | plugin ITL p50 ms | bytes/step MB "
           "| bare roofline | plugin roofline | bare GB/s | plugin GB/s | weights MB | implied KV MB "
           "| bare peak above model MB | plugin peak MB | plugin above model MB |")
-    print("|" + "---|" * 16)
+    print("|" + "---|" * 17)
+    ratios: dict[int, list[float]] = {}
     for row in rows:
-        info = plugin.get(row["batch_size"]) or {}
+        info = row.get("plugin") or {}
+        row["plugin"] = {key: info.get(key) for key in PLUGIN_KEYS}
         tokens = info.get("tokens_per_s")
-        row["plugin"] = {key: info.get(key) for key in (
-            "tokens_per_s", "itl_ms_p50", "roofline_fraction", "memory_bandwidth_gb_s", "decode_bytes_per_step",
-            "peak_memory_mb", "peak_memory_above_model_mb", "ttft_ms_p50", "num_samples", "round_s")}
-        print(f"| {row['batch_size']} | {row['tokens_per_s']:,.1f} | {fmt(tokens, '{:,.1f}')} | "
+        if tokens:
+            ratios.setdefault(row["batch_size"], []).append(tokens / row["tokens_per_s"])
+        print(f"| {row['batch_size']} | {row.get('pair', 1)} | {row['tokens_per_s']:,.2f} | {fmt(tokens)} | "
               f"{fmt(tokens and tokens / row['tokens_per_s'], '{:.3f}')} | {row['gap_ms']:.2f} | "
               f"{fmt(info.get('itl_ms_p50'))} | {row['bytes_per_step'] / MiB:,.1f} | {row['roofline']:.3f} | "
               f"{fmt(info.get('roofline_fraction'), '{:.3f}')} | {row['bandwidth_gb_s']:.1f} | "
               f"{fmt(info.get('memory_bandwidth_gb_s'), '{:.1f}')} | {row['weights_mb']:,.1f} | "
               f"{row['implied_kv_mb']:,.1f} | {row['peak_above_model_mb']:,.1f} | "
               f"{fmt(info.get('peak_memory_mb'), '{:,.1f}')} | {fmt(info.get('peak_memory_above_model_mb'), '{:,.1f}')} |")
+    for batch_size, values in ratios.items():
+        print(f"plugin/bare tokens/s at bs={batch_size}: median {median(values):.3f} over {len(values)} pair(s) "
+              f"(min {min(values):.3f}, max {max(values):.3f})")
     if args.json and not args.compare_only:
         with open(args.json, "a", encoding="utf-8") as out:
             for row in rows:

@@ -34,13 +34,13 @@ from pytest_llmperf.strategies.continuous import (
 
 
 class DefaultSizing(ContinuousStrategy):
-    def kv_cache_blocks(self, ctx, hints):
-        return None
+    def cache_sizing(self, ctx, hints):
+        return {"num_blocks": None, "max_batch_tokens": None}
 
 
 class WorkloadSizing(ContinuousStrategy):
-    def kv_cache_blocks(self, ctx, hints):
-        return workload_sized_blocks(hints)
+    def cache_sizing(self, ctx, hints):
+        return {"num_blocks": workload_sized_blocks(hints), "max_batch_tokens": None}
 
 
 def peak_memory_mb(device: str) -> float:

@@ -1,10 +1,13 @@
 """``continuous``: transformers' continuous batching (``generate_batch``); batch size = concurrency limit.
 
 The manager is built, sized for the workload and warmed up in ``setup`` (untimed), persists across
-the rounds of one test, and is destroyed in ``teardown``. Its paged KV cache holds every request of
-the workload at once, twice over, on every device: transformers' default sizes it from free device
-memory (on an H100, 69 GB for the 1M-parameter built-in model, with bs=1 rounds 1.25x slower;
-on CPU, 14 GB of RAM and 3x slower rounds; docs/benchmarks/). Prefix-block sharing is off, so a round
+the rounds of one test, and is destroyed in ``teardown``. It is sized for the batch, as a server
+would be for its concurrency limit (``cache_sizing``): transformers' default sizes the paged KV cache
+from free device memory (on an H100, 69 GB for the 1M-parameter built-in model, with bs=1 rounds 1.25x
+slower; on CPU, 14 GB of RAM and 3x slower rounds), and its eager/sdpa attention mask, a buffer of
+``max_batch_tokens`` (default 8,192) by every cache token, grows with the cache: a cache sized for
+the whole workload made continuous batching hold 3.6 GB of mask for 200 prompts of the built-in
+model (docs/benchmarks/cpu-2core-continuous-memory.md). Prefix-block sharing is off, so a round
 cannot reuse KV blocks cached by the previous round for the very same prompts (the other
 strategies get no such reuse either).
 """
@@ -47,7 +50,7 @@ class ContinuousStrategy(Strategy):
             allow_block_sharing=False,  # no prefix-cache hits on prompts an earlier round already ran
             varlen_compile_config=compile_config,
             decode_compile_config=compile_config,
-            num_blocks=self.kv_cache_blocks(ctx, hints),
+            **self.cache_sizing(ctx, hints),
         )
         # Create and size the manager now; generate_batch(persistent_manager=True) reuses it. Its warmup
         # captures CUDA graphs / triggers compilation, which only exist on CUDA or with a compile mode.
@@ -58,9 +61,9 @@ class ContinuousStrategy(Strategy):
         ):
             pass
 
-    def kv_cache_blocks(self, ctx: RunContext, hints) -> int | None:
-        """Paged KV-cache size in blocks (None: transformers sizes it from free device memory)."""
-        return workload_sized_blocks(hints)
+    def cache_sizing(self, ctx: RunContext, hints) -> dict:
+        """``num_blocks`` and ``max_batch_tokens`` of the manager (None: transformers' default)."""
+        return batch_sized(hints, ctx.batch_size)
 
     def generate(self, ctx: RunContext) -> Generations:
         encoded = ctx.tokenizer(list(ctx.workload.texts), add_special_tokens=ctx.workload.add_special_tokens)
@@ -78,14 +81,30 @@ class ContinuousStrategy(Strategy):
         ctx.model.destroy_cached_continuous_batching_manager()
 
 
-def workload_sized_blocks(hints) -> int:
-    """KV-cache blocks for every request of the workload at once, twice over: no request waits
-    for blocks or is evicted, at any concurrency limit."""
+def workload_sized_blocks(hints, concurrency: int | None = None) -> int:
+    """KV-cache blocks for ``concurrency`` requests at once (default: every request of the workload),
+    twice over. The scheduler activates at most ``max_requests_per_batch`` requests, so with the batch
+    size as ``concurrency`` no request waits for blocks or is evicted, and the cache stays above
+    the scheduler's safety margin (15% free) that would hold back prefills."""
     from transformers import ContinuousBatchingConfig
 
     page_size = ContinuousBatchingConfig.page_size
     blocks_per_request = -(-(hints.max_prompt_length + hints.max_generated_length) // page_size)
-    return 2 * hints.num_requests * blocks_per_request
+    return 2 * min(concurrency or hints.num_requests, hints.num_requests) * blocks_per_request
+
+
+def batch_sized(hints, batch_size: int) -> dict:
+    """A cache for ``batch_size`` requests at once (``workload_sized_blocks``), and as many batch
+    tokens as ``batch_size`` whole prompts (every prefill in one step, as static batching does), at
+    most transformers' default of 8,192 (beyond it, prefills are chunked as they are by default)."""
+    from transformers.generation.continuous_batching.cache import (
+        PagedAttentionMemoryHandler,
+    )
+
+    concurrency = min(batch_size, hints.num_requests)
+    return {"num_blocks": workload_sized_blocks(hints, concurrency),
+            "max_batch_tokens": min(concurrency * max(hints.max_prompt_length, 1),
+                                    PagedAttentionMemoryHandler._default_max_batch_tokens)}
 
 
 def _timed_through(output) -> bool:

@@ -76,7 +76,7 @@ def pytest_configure(config: pytest.Config) -> None:
         from .baseline import BaselineError, load
 
         try:
-            load(settings.baseline)
+            load(settings.baseline, require_cases=True)
         except BaselineError as exc:
             raise pytest.UsageError(f"--llmperf-baseline: {exc}") from None
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):

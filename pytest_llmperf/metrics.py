@@ -100,7 +100,7 @@ def speed_change(metric: Metric, before: dict, now: dict) -> str:
     old, new = median(before_probe), median(now_probe)
     if old <= 0 or 1 / (1 + PROBE_SPEED_CHANGE) <= new / old <= 1 + PROBE_SPEED_CHANGE:
         return ""
-    return f"the machine's speed changed (probe {1e3 * old:.3g} ms -> {1e3 * new:.3g} ms)"
+    return f"the machine's speed changed (probe {1e3 * old:.1f} ms -> {1e3 * new:.1f} ms)"
 
 
 def rounds_at_equal_speed(metric: Metric, before: dict, now: dict) -> tuple[list[float], list[float], bool] | None:

@@ -80,7 +80,7 @@ def test_a_machine_speed_change_the_probe_cannot_correct_for_is_inconclusive_nev
     # the probe's readings scatter (CV above 25%) around a median 3x the baseline's: no scaling, no verdict
     scattered = checks([100, 101, 99], steady, [30, 31, 29], [0.015, 0.030, 0.060])
     assert not scattered.speed_adjusted and scattered.verdict == INCONCLUSIVE
-    assert scattered.speed_changed == scattered.change.reason == "the machine's speed changed (probe 10 ms -> 30 ms)"
+    assert scattered.speed_changed == scattered.change.reason == "the machine's speed changed (probe 10.0 ms -> 30.0 ms)"
     unchanged_code = checks([100, 101, 99], steady, [100, 101, 99], [0.015, 0.030, 0.060])
     assert unchanged_code.verdict == INCONCLUSIVE and unchanged_code.speed_changed
     # scattered readings around the same median: the machine held its speed, and the raw rounds are judged

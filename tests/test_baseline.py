@@ -3,12 +3,18 @@ run fails on a real slowdown or a real change of the outputs, says why, and pass
 
 Planted effects are large (2x and more, or a different first token), so these tests cannot flake
 on a noisy machine; the gate's false-alarm and detection rates at the default settings are
-measured by ``benchmarks/gate_false_alarms.py``.
+measured by ``benchmarks/gate_false_alarms.py``. Tests about outputs compare untimed
+(``--benchmark-disable``), so no timing verdict can fail them. Torch runs on one thread, as the
+README advises on a shared machine: with a busy process on every core, two threads wait on each
+other and the speed probe's readings scatter. These tests pass with a CPU hog on every core
+(docs/robustness.md).
 """
 
 import json
 import shutil
 import xml.etree.ElementTree as ET
+
+import pytest
 
 from pytest_llmperf.model import builtin
 
@@ -63,6 +69,17 @@ def test_throughput(llmperf, strategy, batch_size):
 '''
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """torch's threads, for this test only (pytester runs in this process)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def save_baseline(run_suite, *args):
     result = run_suite(*BASE, "--benchmark-json=base.json", *args, suite=SUITE, conftest=PLANTED_CONFTEST)
     result.assert_outcomes(passed=2)
@@ -76,6 +93,22 @@ def compared(run_suite, *args, baseline="base.json"):
 
 def saved(pytester, name="base.json"):
     return json.loads((pytester.path / name).read_text())
+
+
+SPEED_CHANGED = "the machine's speed changed"
+
+
+def at_a_held_speed(run, attempts=3):
+    """``run()`` (a baseline and a comparison) again while the comparison says that the machine's
+    speed changed between them and the probe could not correct for it: that verdict is right on a
+    machine whose load changed (it is inconclusive, never regressed or unchanged), and a user then
+    runs it again."""
+    for _ in range(attempts):
+        result = run()
+        if SPEED_CHANGED not in result.stdout.str():
+            return result
+        result.stdout.fnmatch_lines([f"*| inconclusive: {SPEED_CHANGED} (probe * ms -> * ms)*"])
+    return result
 
 
 def test_a_saved_run_carries_identity_causes_outputs_samples_and_the_environment(run_suite, pytester):
@@ -115,9 +148,13 @@ def test_an_unchanged_run_passes_and_the_table_says_so(run_suite, pytester):
 
 
 def test_a_planted_slowdown_fails_with_the_numbers_and_the_baseline_run(run_suite, pytester, monkeypatch):
-    save_baseline(run_suite)
-    monkeypatch.setenv("PLANTED_SLOWDOWN", "2")  # rounds 3x as long: a third of the throughput
-    result = compared(run_suite)
+    def run():
+        monkeypatch.delenv("PLANTED_SLOWDOWN", raising=False)
+        save_baseline(run_suite)
+        monkeypatch.setenv("PLANTED_SLOWDOWN", "2")  # rounds 3x as long: a third of the throughput
+        return compared(run_suite)
+
+    result = at_a_held_speed(run)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
         "*llmperf gate failed: planted bs=1*",
@@ -130,7 +167,7 @@ def test_a_planted_slowdown_fails_with_the_numbers_and_the_baseline_run(run_suit
 def test_a_planted_behaviour_change_fails_the_drift_gate_as_a_confident_change(run_suite, pytester, monkeypatch):
     save_baseline(run_suite)
     monkeypatch.setenv("PLANTED_PREFIX", "Ignore the text and say nothing. ")
-    result = compared(run_suite, "--llmperf-tolerance=5")
+    result = compared(run_suite, "--benchmark-disable")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines([
         "*outputs vs baseline: */8 identical; match 0.* < required 1; baseline run base.json @ *",
@@ -143,7 +180,7 @@ def test_a_planted_behaviour_change_fails_the_drift_gate_as_a_confident_change(r
 def test_a_near_tie_flip_is_numeric_drift_and_can_be_tolerated(run_suite, pytester, monkeypatch):
     save_baseline(run_suite)
     monkeypatch.setenv("PLANTED_NEAR_TIE_FLIP", "1")
-    in_session_off = ("--llmperf-min-exact-match=off", "--llmperf-min-similarity=off", "--llmperf-tolerance=5")
+    in_session_off = ("--llmperf-min-exact-match=off", "--llmperf-min-similarity=off", "--benchmark-disable")
     result = compared(run_suite, *in_session_off)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*outputs vs baseline: */8 identical; match 0.* < required 1*",
@@ -155,18 +192,123 @@ def test_a_near_tie_flip_is_numeric_drift_and_can_be_tolerated(run_suite, pytest
     tolerated.stdout.fnmatch_lines(["*| outputs*| 8 samples*| * identical*| * differ*| tolerated (* near-tie)*"])
 
 
-def test_an_edited_chat_template_is_named_as_the_likely_cause(run_suite, pytester):
+def copy_of_the_builtin_model(pytester):
     model = pytester.path / "model"
     shutil.copytree(builtin.MODEL_DIR, model)
+    return model
+
+
+def add_a_line_on_top(path, line):
+    path.write_text(f"{line}\n{path.read_text()}")
+
+
+def compared_with_model(run_suite, model, *args):
+    return run_suite(*BASE, f"--llmperf-model={model}", "--llmperf-baseline=base.json", "--benchmark-disable", *args,
+                     suite=SUITE, conftest=PLANTED_CONFTEST)
+
+
+def test_an_edited_chat_template_is_named_as_the_likely_cause(run_suite, pytester):
+    model = copy_of_the_builtin_model(pytester)
     save_baseline(run_suite, f"--llmperf-model={model}")
     template = model / "chat_template.jinja"
     template.write_text(template.read_text().replace("{{", "Answer in French. {{", 1))
-    result = run_suite(*BASE, f"--llmperf-model={model}", "--llmperf-baseline=base.json", "--llmperf-tolerance=5",
-                       suite=SUITE, conftest=PLANTED_CONFTEST)
+    result = compared_with_model(run_suite, model)
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*outputs vs baseline: * < required 1; baseline run * likely cause: chat template "
                                  "changed; prompt token ids differ for 8/8 prompts*",
-                                 "*confident change at generated token 0*"])
+                                 "*changed input (chat template changed; its prompt token ids differ) at generated "
+                                 "token 0*"])
+
+
+def test_a_changed_input_is_never_tolerated_as_a_near_tie(run_suite, pytester):
+    """An empty line on top of the chat template moves a few greedy answers by a hair (log-prob margins
+    within --llmperf-near-tie): that is a change of what the model is given, not numeric drift, and
+    --llmperf-tolerate-near-ties does not let it pass."""
+    model = copy_of_the_builtin_model(pytester)
+    save_baseline(run_suite, f"--llmperf-model={model}")
+    add_a_line_on_top(model / "chat_template.jinja", "")
+    result = compared_with_model(run_suite, model, "--llmperf-tolerate-near-ties")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*- sample *: changed input (chat template changed; its prompt token ids differ) at generated token *: "
+        "* (reference) vs * (now), log-prob margin *",
+        "*| outputs*| 8 samples*| * identical*| * differ*| drifted (* changed input)*",
+        "likely causes of the drift: chat template changed; prompt token ids differ for 8/8 prompts"])
+    assert "near-tie at" not in result.stdout.str() and "| tolerated (" not in result.stdout.str()
+
+
+def test_a_changed_cause_is_said_even_when_every_gate_passes(run_suite, pytester):
+    """A Jinja comment changes the template, not the prompts: the outputs are identical, and the run
+    still says what changed since the baseline."""
+    model = copy_of_the_builtin_model(pytester)
+    save_baseline(run_suite, f"--llmperf-model={model}")
+    add_a_line_on_top(model / "chat_template.jinja", "{# edited #}")
+    result = compared_with_model(run_suite, model)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*| outputs*| 8 samples*| 8 identical*| 0 differ*| identical*",
+                                 "changed since the baseline: chat template changed"])
+
+
+def test_a_copied_model_folder_is_compared_and_what_changed_is_named(run_suite, pytester):
+    """The built-in model's folder copied elsewhere is the same model: only its path differs, so it is
+    compared, with the path among the causes (equal file sizes do not prove equal weights). Another
+    config at that path is other work, and says what differs."""
+    save_baseline(run_suite)
+    model = copy_of_the_builtin_model(pytester)
+    add_a_line_on_top(model / "chat_template.jinja", "")
+    result = compared_with_model(run_suite, model, "--llmperf-tolerate-near-ties")
+    result.assert_outcomes(failed=2)
+    moved = f"model path changed: 'builtin' -> '{model}' (the same config and weight file sizes)"
+    result.stdout.fnmatch_lines([f"*- sample *: changed input (chat template changed; {moved}; its prompt token ids "
+                                 "differ) at generated token *",
+                                 "*| outputs*| drifted (* changed input)*",
+                                 f"likely causes of the drift: chat template changed; prompt token ids differ for 8/8 "
+                                 f"prompts; {moved}"])
+    config = model / "config.json"
+    config.write_text(json.dumps(json.loads(config.read_text()), indent=4))
+    other = compared_with_model(run_suite, model, "--llmperf-min-exact-match=off", "--llmperf-min-similarity=off")
+    other.assert_outcomes(passed=2)
+    other.stdout.fnmatch_lines([f"*planted-bs1]*| not comparable: the work differs: model: 'builtin' -> '{model}'; "
+                                "and chat template changed; model weights or config changed; prompt token ids differ "
+                                "for 8/8 prompts*"])
+
+
+def at_machine_speed(data, factor, scatter=(0.6, 1.0, 1.8)):
+    """The saved run as a machine ``factor`` times as fast would have measured it, with speed-probe
+    readings scattered too much to correct for (CV 54%): what a heavily loaded machine records."""
+    from statistics import median
+
+    from pytest_llmperf.measure.metrics import METRICS_BY_NAME
+
+    data = json.loads(json.dumps(data))
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        probe = median(info["probe_s"]) / factor
+        info["probe_s"] = [probe * spread for spread in scatter]
+        for name, values in info["metric_samples"].items():
+            metric = METRICS_BY_NAME[name]
+            if metric.machine_bound:
+                info["metric_samples"][name] = [v * factor if metric.higher_is_better else v / factor for v in values]
+    return data
+
+
+def test_a_machine_speed_change_the_probe_cannot_correct_is_inconclusive(run_suite, pytester, monkeypatch):
+    """The baseline ran on a machine 5x as fast (or as slow) and its probe readings scattered: an
+    unchanged run is not "regressed", a planted slowdown is not "improved"; both are inconclusive,
+    and say why."""
+    save_baseline(run_suite)
+    (pytester.path / "faster.json").write_text(json.dumps(at_machine_speed(saved(pytester), 5)))
+    (pytester.path / "slower.json").write_text(json.dumps(at_machine_speed(saved(pytester), 1 / 5)))
+    unchanged = compared(run_suite, "--llmperf-tolerance=0.5", baseline="faster.json")
+    monkeypatch.setenv("PLANTED_SLOWDOWN", "2")  # rounds 3x as long, on a machine 5x as fast as the baseline's
+    slowed = compared(run_suite, baseline="slower.json")
+    for result in (unchanged, slowed):
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines([
+            f"*planted-bs1]*| tokens/s *| inconclusive: {SPEED_CHANGED} (probe * ms -> * ms)*",
+            f"*planted-bs1]*| samples/s *| inconclusive: {SPEED_CHANGED} (probe * ms -> * ms)*",
+            f"*planted-bs2]*| tokens/s *| inconclusive: {SPEED_CHANGED} (probe * ms -> * ms)*"])
+        assert not any(verdict in result.stdout.str() for verdict in ("| regressed", "| improved"))
 
 
 def test_other_hardware_makes_timing_not_comparable_and_strict_env_fails(run_suite, pytester, monkeypatch):
@@ -194,7 +336,7 @@ def test_a_changed_workload_is_not_comparable(run_suite, pytester):
 def test_no_baseline_for_a_case_passes_with_a_note_unless_required(run_suite, pytester):
     save_baseline(run_suite)
     args = ("--llmperf-strategies=planted", "--llmperf-batch-sizes=1,4", "--llmperf-rounds=3",
-            "--llmperf-baseline=base.json", "--llmperf-tolerance=5")
+            "--llmperf-baseline=base.json", "--benchmark-disable")
     result = run_suite(*args, suite=SUITE, conftest=PLANTED_CONFTEST)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*planted-bs4]*| no baseline: no case * in the baseline *"])
@@ -214,11 +356,38 @@ def test_benchmark_disable_still_gates_drift(run_suite, pytester, monkeypatch):
 
 def test_benchmark_compare_selects_the_baseline(run_suite, pytester, monkeypatch):
     storage = f"--benchmark-storage=file://{pytester.path / 'store'}"
-    run_suite(*BASE, storage, "--benchmark-autosave", suite=SUITE, conftest=PLANTED_CONFTEST).assert_outcomes(passed=2)
-    monkeypatch.setenv("PLANTED_SLOWDOWN", "2")
-    result = run_suite(*BASE, storage, "--benchmark-compare", suite=SUITE, conftest=PLANTED_CONFTEST)
+
+    def run():
+        monkeypatch.delenv("PLANTED_SLOWDOWN", raising=False)
+        run_suite(*BASE, storage, "--benchmark-autosave", suite=SUITE, conftest=PLANTED_CONFTEST
+                  ).assert_outcomes(passed=2)
+        monkeypatch.setenv("PLANTED_SLOWDOWN", "2")
+        return run_suite(*BASE, storage, "--benchmark-compare", suite=SUITE, conftest=PLANTED_CONFTEST)
+
+    result = at_a_held_speed(run)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["*tokens/s vs baseline: *, ratio* 0.*: regressed; tolerance 10%; baseline run 0001_*"])
+    result.stdout.fnmatch_lines(["*tokens/s vs baseline: *, ratio* 0.*: regressed; tolerance 10%; baseline run 000*"])
+
+
+def test_a_plain_pytest_benchmark_run_is_no_baseline_and_says_what_it_holds(run_suite, pytester, capsys):
+    pytester.makepyfile(test_plain="def test_sum(benchmark):\n    benchmark(sum, range(100))\n")
+    storage = f"--benchmark-storage=file://{pytester.path / 'store'}"
+    pytester.runpytest("test_plain.py", "-p", "no:cacheprovider", "--benchmark-json=plain.json", storage,
+                       "--benchmark-autosave").assert_outcomes(passed=1)
+    holds = "holds no pytest-llmperf cases: 1 plain pytest-benchmark benchmark (test_sum), none saved by pytest-llmperf"
+    result = run_suite("--llmperf-baseline=plain.json")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines([f"*--llmperf-baseline: baseline plain.json {holds}"])
+    from pytest_llmperf.cli import main
+
+    capsys.readouterr()
+    assert main(["report", "plain.json", "--out", "report"]) == 2
+    assert capsys.readouterr().err == f"pytest-llmperf: error: plain.json {holds}\n"
+    # --benchmark-compare takes the latest saved run, whoever saved it: each case says what it holds
+    selected = run_suite("test_perf.py", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1", storage,
+                         "--benchmark-compare")
+    selected.assert_outcomes(passed=1)
+    selected.stdout.fnmatch_lines([f"*| no baseline: no case * in the baseline: *0001_*.json {holds}*"])
 
 
 def test_a_bad_baseline_path_is_a_usage_error(run_suite):
@@ -231,7 +400,7 @@ def test_github_summary_and_junit_properties_are_written(run_suite, pytester, mo
     save_baseline(run_suite)
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
-    result = compared(run_suite, "--llmperf-tolerance=5", "--junitxml=junit.xml")
+    result = compared(run_suite, "--llmperf-tolerance=0.9", "--junitxml=junit.xml")
     result.assert_outcomes(passed=2)
     text = summary.read_text()
     assert text.startswith("## pytest-llmperf") and "**llmperf: builtin [sdpa-nocompile-float32]" in text

@@ -16,7 +16,17 @@ USAGE_ERROR = 4
     (["--llmperf-dtype", "float8"], "valid values: auto, float32, bfloat16, float16"),
     (["--llmperf-compile", "turbo"], "valid values: none, default, reduce-overhead, max-autotune"),
     (["--llmperf-device", "tpu"], "valid values: auto, cpu, cuda, cuda:N"),
-    (["--llmperf-min-exact-match", "1.5"], "expected a number between 0 and 1"),
+    (["--llmperf-min-exact-match", "1.5"], "expected a fraction between 0 and 1"),
+    # A fraction option's value is checked against what it can mean: none of these switches a gate off quietly.
+    (["--llmperf-tolerance", "2"], "tolerance for every metric: invalid value '2'; expected a fraction at least 0 "
+                                   "and below 1 (2 means 200%; for 2% write 0.02)"),
+    (["--llmperf-tolerance", "tokens_per_s=1"], "tolerance for tokens_per_s: invalid value '1'; expected a fraction"),
+    (["--llmperf-max-cv", "5"], "invalid value '5'; expected a fraction above 0 and at most 1 (5 means 500%; for 5% "
+                                "write 0.05)"),
+    (["--llmperf-alpha", "0"], "invalid value '0'; expected a fraction above 0 and at most 0.5"),
+    (["--llmperf-min-roofline", "2"], "invalid value '2'; expected a fraction above 0 and at most 1 (2 means 200%; "
+                                      "for 2% write 0.02)"),
+    (["--llmperf-min-baseline-match", "95"], "(95 means 9500%; for 95% write 0.95)"),
     (["--llmperf-rounds", "0"], "expected an integer >= 1"),
     (["--llmperf-num-samples", "0"], "expected an integer >= 1, or 'all' for the whole split"),
     # An empty value (e.g. an unset shell variable) is an error, not a silent fall-back to the default.

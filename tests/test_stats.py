@@ -67,3 +67,32 @@ def test_rates_and_times_are_brought_to_the_reference_machine_speed():
     rate = METRICS_BY_NAME["tokens_per_s"]
     # this case's probe took twice the reference's (median of its rounds): the machine was twice as slow
     assert rate.at_reference_speed([50.0, 60.0, 40.0], [2.0, 1.9, 2.2], reference_s=1.0) == [100.0, 120.0, 80.0]
+
+
+def checks(before_rates, before_probe, now_rates, now_probe):
+    """The cross-commit gate on tokens/s alone, from two cases' rounds and speed-probe readings (s)."""
+    from pytest_llmperf.settings.config import Thresholds
+    from pytest_llmperf.verdicts.regression import metric_checks
+
+    [check] = metric_checks({"metric_samples": {"tokens_per_s": before_rates}, "probe_s": before_probe},
+                            {"metric_samples": {"tokens_per_s": now_rates}, "probe_s": now_probe}, Thresholds(), 0.01)
+    return check
+
+
+def test_a_machine_speed_change_the_probe_cannot_correct_for_is_inconclusive_never_a_verdict():
+    steady = [0.010, 0.0101, 0.0099]
+    # steady probes: the rounds are scaled, and a machine twice as slow is not slower code
+    slower_machine = checks([100, 101, 99], steady, [50, 50.5, 49.5], [0.020, 0.0202, 0.0198])
+    assert slower_machine.speed_adjusted and slower_machine.verdict == UNCHANGED
+    # the probe's readings scatter (CV above 25%) around a median 3x the baseline's: no scaling, no verdict
+    scattered = checks([100, 101, 99], steady, [30, 31, 29], [0.015, 0.030, 0.060])
+    assert not scattered.speed_adjusted and scattered.verdict == INCONCLUSIVE
+    assert scattered.speed_changed == scattered.change.reason == "the machine's speed changed (probe 10.0 ms -> 30.0 ms)"
+    unchanged_code = checks([100, 101, 99], steady, [100, 101, 99], [0.015, 0.030, 0.060])
+    assert unchanged_code.verdict == INCONCLUSIVE and unchanged_code.speed_changed
+    # scattered readings around the same median: the machine held its speed, and the raw rounds are judged
+    held = checks([100, 101, 99], steady, [30, 31, 29], [0.005, 0.010, 0.020])
+    assert held.verdict == REGRESSED and not held.speed_changed
+    # one reading cannot show that it is steady: not scaled by, but it can show a change of speed
+    one = checks([100.0], [0.010], [100.0], [0.030])
+    assert not one.speed_adjusted and one.verdict == INCONCLUSIVE and one.speed_changed

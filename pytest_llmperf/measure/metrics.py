@@ -79,13 +79,31 @@ def samples(timing: Timing | None, num_samples: int) -> dict[str, list[float]] |
 
 # A probe whose own readings vary more than this cannot say how fast the machine was: under heavy
 # contention a 10 ms reading samples a burst, not the round (readings of 21 to 364 ms were seen
-# with a competing process on 2 cores), and scaling by it would add noise, not remove it.
+# with a competing process on 2 cores), and scaling by it would add noise, not remove it. A single
+# reading cannot show that it is steady.
 PROBE_MAX_CV = 0.25
+# Two cases whose median probe readings differ by more than this (either way) ran at different
+# machine speeds: when the rounds cannot be scaled to equal speed, no verdict can be drawn from them.
+PROBE_SPEED_CHANGE = 0.10
 
 
 def steady_probe(probe_s) -> bool:
     spread = cv(probe_s)
-    return spread is None or spread <= PROBE_MAX_CV
+    return spread is not None and spread <= PROBE_MAX_CV
+
+
+def speed_change(metric: Metric, before: dict, now: dict) -> str:
+    """Why two cases' rounds of ``metric`` cannot be compared raw: "the machine's speed changed (probe
+    10.2 ms -> 31.5 ms)" when their median probe readings differ by more than ``PROBE_SPEED_CHANGE``;
+    '' when they do not, when either case has no probe readings, or for a metric the machine's speed
+    does not scale. (Asked only where ``rounds_at_equal_speed`` could not scale the rounds.)"""
+    before_probe, now_probe = before.get("probe_s"), now.get("probe_s")
+    if not metric.machine_bound or not before_probe or not now_probe:
+        return ""
+    old, new = median(before_probe), median(now_probe)
+    if old <= 0 or 1 / (1 + PROBE_SPEED_CHANGE) <= new / old <= 1 + PROBE_SPEED_CHANGE:
+        return ""
+    return f"the machine's speed changed (probe {1e3 * old:.1f} ms -> {1e3 * new:.1f} ms)"
 
 
 def rounds_at_equal_speed(metric: Metric, before: dict, now: dict) -> tuple[list[float], list[float], bool] | None:

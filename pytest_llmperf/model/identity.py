@@ -5,7 +5,8 @@
 * **Causes**: what may change the answer without changing the question (the model's revision,
   the tokenizer, the chat template, the prompt token ids, the generation config as transformers
   resolved it). They never make cases incomparable; they explain a difference ("chat template
-  changed").
+  changed"), and a sample whose causes differ has changed inputs: its divergence is never
+  numeric drift.
 
 Digests are short SHA-256 prefixes of a canonical JSON or text form.
 """
@@ -123,17 +124,38 @@ CAUSE_LABELS = {
 }
 
 
+CAUSE_KEYS = ("chat_template", "tokenizer", "model_revision", "generation_config")  # most likely culprit first
+
+
 def changed_causes(baseline: dict, now: dict) -> list[str]:
-    """Readable differences between two cause records, most likely culprit first."""
+    """Readable differences between two cause records, most likely culprit first. A baseline that
+    recorded no causes says nothing changed, not that everything did."""
+    if not baseline:
+        return []
     found = [CAUSE_LABELS[key] + (_config_changes(baseline, now) if key == "generation_config" else "")
-             for key in ("chat_template", "tokenizer", "model_revision", "generation_config")
-             if baseline.get(key) != now.get(key)]
+             for key in CAUSE_KEYS if baseline.get(key) != now.get(key)]
     old, new = baseline.get("prompt_token_ids_per_prompt") or [], now.get("prompt_token_ids_per_prompt") or []
     if old and len(old) == len(new):
         differ = sum(a != b for a, b in zip(old, new))
         if differ:
             found.append(f"prompt token ids differ for {differ}/{len(new)} prompts")
     return found
+
+
+def changed_inputs(baseline: dict, now: dict, count: int, shared: tuple[str, ...] = ()) -> list[str]:
+    """For each of ``count`` samples, what differs in what the model was given ('' where nothing
+    does): the causes every sample shares (``shared``, and the chat template, tokenizer, weights and
+    generation config) and the sample's own prompt token ids."""
+    if not baseline:
+        return [""] * count
+    common = [*(CAUSE_LABELS[key] for key in CAUSE_KEYS if baseline.get(key) != now.get(key)), *shared]
+    old, new = baseline.get("prompt_token_ids_per_prompt") or [], now.get("prompt_token_ids_per_prompt") or []
+    if len(old) == len(new) == count:
+        own = ["its prompt token ids differ" if a != b else "" for a, b in zip(old, new)]
+    else:  # per-prompt digests not comparable: the digest of them all
+        differ = baseline.get("prompt_token_ids") != now.get("prompt_token_ids")
+        own = ["prompt token ids differ" if differ else ""] * count
+    return ["; ".join(part for part in (*common, mine) if part) for mine in own]
 
 
 def _config_changes(baseline: dict, now: dict) -> str:

@@ -46,10 +46,25 @@ def load(path: str | Path) -> Run:
         raise SavedRunError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise SavedRunError(f"{path} is not a pytest-benchmark run (--benchmark-json or autosave): no 'benchmarks'")
-    records = [_record(bench) for bench in data["benchmarks"]
-               if isinstance(bench, dict) and "config_hash" in (bench.get("extra_info") or {})]
-    return _checked(Run(records, data.get("machine_info") or {}, data.get("commit_info") or {}, data.get("datetime"),
-                        str(path)), path)
+    records = [_record(bench) for bench in data["benchmarks"] if is_llmperf_case(bench)]
+    if not records:
+        raise SavedRunError(holds_no_cases(path, data["benchmarks"]))
+    return Run(records, data.get("machine_info") or {}, data.get("commit_info") or {}, data.get("datetime"), str(path))
+
+
+def is_llmperf_case(bench) -> bool:
+    """A benchmark of a pytest-benchmark JSON that pytest-llmperf saved (its figures in ``extra_info``)."""
+    return isinstance(bench, dict) and "config_hash" in (bench.get("extra_info") or {})
+
+
+def holds_no_cases(path, benchmarks: list) -> str:
+    """What a pytest-benchmark run without a pytest-llmperf case holds, in one line."""
+    if not benchmarks:
+        return f"{path} holds no pytest-llmperf cases: it holds no benchmarks at all"
+    names = [str(bench.get("name", "?")) if isinstance(bench, dict) else "?" for bench in benchmarks]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"{path} holds no pytest-llmperf cases: {len(names)} plain pytest-benchmark "
+            f"benchmark{'s' if len(names) > 1 else ''} ({shown}), none saved by pytest-llmperf")
 
 
 def _record(bench: dict) -> dict:

@@ -254,6 +254,7 @@ def comparison_record(comparison) -> dict:
         speed_adjusted |= check.speed_adjusted
         rows.append([name, check.metric.label, f"{check.baseline:.4g}", f"{check.now:.4g}", shown,
                      f"{change.ci[0]:.3f}-{change.ci[1]:.3f}" if change else "-",
+                     f"{check.verdict}: {check.speed_changed}" if check.speed_changed else
                      check.verdict + (" (low power)" if change and change.low_power else "")])
     drift = comparison.drift if comparison.status == "compared" else None
     if drift is not None:
@@ -265,13 +266,15 @@ def comparison_record(comparison) -> dict:
         "compared": comparison.status == "compared",
         "hardware_differences": list(comparison.hardware_differences),
         "software_differences": list(comparison.software_differences),
-        "drift_causes": sorted(comparison.causes) if drift is not None and not drift.passed else [],
+        "causes": list(comparison.causes) if comparison.status == "compared" else [],  # shown even when passing
+        "drifted": bool(drift is not None and drift.divergences),
     }
 
 
 def render_comparisons(records: list[dict]) -> str:
     """The comparison table (one row per case and metric, plus one for outputs), then what differs in
-    the environment and, for drifted outputs, the likely causes. ``records``: ``comparison_record``s."""
+    the environment and what changed in the inputs (the likely causes of any drift), even when every
+    gate passed. ``records``: ``comparison_record``s."""
     if not records:
         return ""
     body = []
@@ -292,9 +295,11 @@ def render_comparisons(records: list[dict]) -> str:
         lines.append("environment: hardware " + ("differs: " + "; ".join(hardware) +
                                                  " (timing not comparable)" if hardware else "identical"))
         lines.append("environment: software " + ("differs: " + "; ".join(software) if software else "identical"))
-    causes = sorted({cause for record in compared for cause in record["drift_causes"]})
+    causes = list(dict.fromkeys(cause for record in compared for cause in record["causes"]))
     if causes:
-        lines.append("likely causes of the drift: " + "; ".join(causes))
+        title = "likely causes of the drift" if any(record["drifted"] for record in compared) else \
+            "changed since the baseline"
+        lines.append(f"{title}: " + "; ".join(causes))
     return "\n".join(lines)
 
 

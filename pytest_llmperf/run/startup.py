@@ -62,7 +62,7 @@ def settings_and_notes(config: pytest.Config) -> tuple[Settings, list[str]]:
         from ..verdicts.baseline import BaselineError, load
 
         try:
-            load(settings.baseline)
+            load(settings.baseline, require_cases=True)
         except BaselineError as exc:
             raise pytest.UsageError(f"--llmperf-baseline: {exc}") from None
     ignored = benchmark_options_that_do_not_apply(config)

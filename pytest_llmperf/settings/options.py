@@ -135,6 +135,30 @@ def parse_fraction_or_rate(upper: float | None) -> Callable[[Any], float | None]
     return parse
 
 
+def parse_fraction(low: float = 0.0, high: float = 1.0, *, above_low: bool = False, below_high: bool = False,
+                   off: bool = True) -> Callable[[Any], float | None]:
+    """A fraction within a range that means something for its option (``off`` allowed where it
+    switches the option off). A value above 1 gets the hint a percentage-minded user needs:
+    "2 means 200%; for 2% write 0.02"."""
+    bound = (f"{'above' if above_low else 'at least'} {low:g} and {'below' if below_high else 'at most'} {high:g}"
+             if above_low or below_high else f"between {low:g} and {high:g}")
+
+    def parse(value: Any) -> float | None:
+        text = str(value).strip().lower()
+        if off and is_off(text):
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            number = math.nan
+        if not (low < number if above_low else low <= number) or not (number < high if below_high else number <= high):
+            hint = f" ({text} means {number:.0%}; for {text}% write {number / 100:g})" if 1 < number <= 100 else ""
+            raise ValueError(f"invalid value {value!r}; expected a fraction {bound}{hint}")
+        return number
+
+    return parse
+
+
 def parse_bool(value: Any) -> bool:
     text = str(value).strip().lower()
     if text in ("1", "true", "yes", "on"):
@@ -153,10 +177,10 @@ def parse_tolerances(value: Any) -> dict[str, float]:
         name = str(name).strip()
         if name not in ("*", *METRIC_NAMES):
             raise ValueError(f"unknown metric {name!r}; metrics: {', '.join(METRIC_NAMES)}")
-        number = parse_fraction_or_rate(None)(raw)
-        if number is None:
-            raise ValueError(f"invalid tolerance {raw!r} for {name}; expected a fraction, e.g. 0.1 for 10%")
-        tolerances[name] = number
+        try:  # 1 or more: a rate could never fall that far, and the gate would be off without a word
+            tolerances[name] = parse_fraction(below_high=True, off=False)(raw)
+        except ValueError as exc:
+            raise ValueError(f"tolerance for {'every metric' if name == '*' else name}: {exc}") from None
     if not tolerances:
         raise ValueError("expected a fraction, e.g. 0.1, or metric=fraction pairs, e.g. tokens_per_s=0.05")
     return tolerances
@@ -336,9 +360,9 @@ OPTIONS: tuple[Option, ...] = (
            "where per-request latency (TTFT, ITL, e2e) is recorded: 'rounds' in the measured rounds, 'extra' in as "
            "many extra rounds after them (throughput from uninstrumented rounds), 'off'; 'auto' is rounds on CPU "
            "and extra on CUDA", "MODE"),
-    Option("max_cv", "0.10", parse_fraction_or_rate(None),
-           "warn when a case's measured rounds vary by more than this coefficient of variation, or its first "
-           "measured round is an outlier ('off' disables)", "FRACTION"),
+    Option("max_cv", "0.10", parse_fraction(above_low=True),
+           "warn when a case's measured rounds vary by more than this coefficient of variation (above 0, at "
+           "most 1), or its first measured round is an outlier ('off' disables)", "FRACTION"),
     # Gates. Unset means the gate is off, except the output gates, which default to strict.
     Option("min_tokens_per_s", None, parse_fraction_or_rate(None), "fail below this many generated tokens/s", "RATE"),
     Option("min_samples_per_s", None, parse_fraction_or_rate(None), "fail below this many samples/s", "RATE"),
@@ -357,16 +381,16 @@ OPTIONS: tuple[Option, ...] = (
            "batch_size=ms pairs", "MS"),
     Option("latency_percentile", "p95", parse_choice(LATENCY_PERCENTILES),
            f"the percentile the latency ceilings hold: {', '.join(LATENCY_PERCENTILES)}", "PCT"),
-    Option("min_roofline", None, parse_fraction_or_rate(None),
+    Option("min_roofline", None, parse_fraction(above_low=True),
            "fail when decoding reaches less than this fraction of the memory-bandwidth roofline (0..1; the bytes a "
            "decode step must read over its measured time, over the copy bandwidth measured on this device)",
            "FRACTION"),
     Option("min_speedup", None, parse_fraction_or_rate(None),
            "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session), judged on the "
            "rounds (too noisy to tell: a warning)", "X"),
-    Option("min_exact_match", "0.95", parse_fraction_or_rate(1.0),
+    Option("min_exact_match", "0.95", parse_fraction(),
            "fail when fewer than this fraction of samples equal the bs=1 token ids (0..1; 'off' disables)", "FRACTION"),
-    Option("min_similarity", "0.95", parse_fraction_or_rate(1.0),
+    Option("min_similarity", "0.95", parse_fraction(),
            "fail when the mean word-level similarity to bs=1 is below this (0..1; 'off' disables)", "FRACTION"),
     # While the session runs.
     Option("on_oom", "fail", parse_choice(ON_OOM),
@@ -403,11 +427,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("strict_env", "false", parse_bool,
            "fail, rather than skip, timing comparisons with a baseline measured on other hardware", flag_only=True),
     Option("tolerance", None, parse_tolerances,
-           "how much worse than the baseline a metric may get before it can fail: a fraction for every metric, "
-           "and/or metric=fraction", "TOLERANCE", default_text="per metric: 0.2 for ttft_ms_p95 and itl_ms_p95, 0.1 for the others"),
-    Option("alpha", "0.01", parse_fraction_or_rate(0.5),
-           "significance level of the test that a change against the baseline is not noise", "P"),
-    Option("min_baseline_match", "1.0", parse_fraction_or_rate(1.0),
+           "how much worse than the baseline a metric may get before it can fail: a fraction below 1 (0.1, not "
+           "10) for every metric, and/or metric=fraction", "TOLERANCE",
+           default_text="per metric: 0.2 for ttft_ms_p95 and itl_ms_p95, 0.1 for the others"),
+    Option("alpha", "0.01", parse_fraction(0, 0.5, above_low=True, off=False),
+           "significance level of the test that a change against the baseline is not noise (above 0, at most 0.5)",
+           "P"),
+    Option("min_baseline_match", "1.0", parse_fraction(),
            "fail when fewer than this fraction of samples equal the baseline's token ids (0..1)", "FRACTION"),
     Option("near_tie", "0.5", parse_fraction_or_rate(None),
            "a divergence from the baseline whose log-prob margin is at most this (nats) is numeric drift, "

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..output.saved import holds_no_cases, is_llmperf_case
+
 
 class BaselineError(Exception):
     """A one-line reason the baseline cannot be used."""
@@ -35,6 +37,7 @@ class Baseline:
     datetime: str | None
     machine_info: dict
     cases: dict[str, BaselineCase] = field(default_factory=dict)
+    holds_no_cases: str = ""  # when no benchmark in it is a pytest-llmperf case: what it holds, in one line
 
     @property
     def label(self) -> str:
@@ -63,7 +66,9 @@ class Baseline:
         return (self.machine_info.get("llmperf") or {}).get("software") or {}
 
 
-def load(path: str | Path) -> Baseline:
+def load(path: str | Path, require_cases: bool = False) -> Baseline:
+    """``require_cases``: a run without a pytest-llmperf case (a plain pytest-benchmark JSON) is an
+    error, not a baseline in which every case is missing."""
     path = Path(path).expanduser()
     try:
         data = json.loads(path.read_text())
@@ -86,7 +91,11 @@ def load(path: str | Path) -> Baseline:
             metric_samples=info.get("metric_samples") or {},
             extra_info=info,
         )
-    return Baseline(path, data.get("commit_info") or {}, data.get("datetime"), data.get("machine_info") or {}, cases)
+    empty = "" if any(map(is_llmperf_case, data["benchmarks"])) else holds_no_cases(path, data["benchmarks"])
+    if empty and require_cases:
+        raise BaselineError(f"baseline {empty}")
+    return Baseline(path, data.get("commit_info") or {}, data.get("datetime"), data.get("machine_info") or {}, cases,
+                    empty)
 
 
 def from_benchmark_compare(config) -> Path | None:

@@ -6,9 +6,12 @@ batch size 1 over the prompt plus the reference's tokens up to that position, an
 log-probabilities of both candidate tokens there. The margin ``log p(now) - log p(reference)``
 says what kind of change it was:
 
-* a **near-tie** (margin within ``--llmperf-near-tie`` either way): the model barely prefers one
-  token over the other, and a different kernel, batch shape or piece of hardware tipped it.
-  Numeric drift.
+* a **changed input**, whatever the margin: something that changes the answer differs for this
+  sample (its prompt token ids, the chat template, the tokenizer, the generation config, the
+  weights), named by that cause. It is never numeric drift.
+* a **near-tie** (margin within ``--llmperf-near-tie`` either way, and only where the inputs are
+  identical): the model barely prefers one token over the other, and a different kernel, batch
+  shape or piece of hardware tipped it. Numeric drift.
 * a **confident change** (a larger margin, often at the first tokens): a behaviour change. With a
   large positive margin the model now really prefers another answer (a chat template, tokenizer or
   generation default changed what it sees); with a large negative one the model at bs=1 still
@@ -21,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-NEAR_TIE, CONFIDENT, ENDED = "near-tie", "confident change", "length only"
+NEAR_TIE, CONFIDENT, ENDED, CHANGED_INPUT = "near-tie", "confident change", "length only", "changed input"
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class Divergence:
     reference_token: int | None  # None: the reference ended there
     new_token: int | None  # None: the new output ended there
     margin: float | None  # log p(new) - log p(reference) under the model now, teacher-forced; None: no token to compare
-    kind: str  # NEAR_TIE, CONFIDENT, ENDED
+    kind: str  # NEAR_TIE, CONFIDENT, ENDED, CHANGED_INPUT
+    cause: str = ""  # CHANGED_INPUT: what differs in what the model was given
 
     @property
     def tolerable(self) -> bool:
@@ -40,9 +44,10 @@ class Divergence:
     def describe(self, tokenizer) -> str:
         where = f"at generated token {self.position}: {_token(tokenizer, self.reference_token)} (reference) vs " \
                 f"{_token(tokenizer, self.new_token)} (now)"
+        kind = f"{self.kind} ({self.cause})" if self.cause else self.kind
         if self.margin is None:
-            return f"{self.kind} {where}"
-        return f"{self.kind} {where}, log-prob margin {self.margin:+.3f}"
+            return f"{kind} {where}"
+        return f"{kind} {where}, log-prob margin {self.margin:+.3f}"
 
 
 def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
@@ -53,18 +58,20 @@ def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
 
 
 def diagnose(target, index: int, prompt_ids: Sequence[int], reference: Sequence[int], new: Sequence[int],
-             near_tie: float) -> Divergence | None:
-    """None when the two outputs are identical."""
+             near_tie: float, cause: str = "") -> Divergence | None:
+    """None when the two outputs are identical. ``cause``: what differs in the sample's inputs
+    between the reference and now ('' when they are identical); a divergence with one is a
+    changed input, never a near-tie."""
     position = first_difference(reference, new)
     if position is None:
         return None
     reference_token = reference[position] if position < len(reference) else None
     new_token = new[position] if position < len(new) else None
     if reference_token is None or new_token is None:
-        return Divergence(index, position, reference_token, new_token, None, ENDED)
+        return Divergence(index, position, reference_token, new_token, None, CHANGED_INPUT if cause else ENDED, cause)
     margin = _margin(target, [*prompt_ids, *reference[:position]], reference_token, new_token)
-    return Divergence(index, position, reference_token, new_token, margin,
-                      NEAR_TIE if abs(margin) <= near_tie else CONFIDENT)
+    kind = CHANGED_INPUT if cause else NEAR_TIE if abs(margin) <= near_tie else CONFIDENT
+    return Divergence(index, position, reference_token, new_token, margin, kind, cause)
 
 
 def _margin(target, ids: list[int], reference_token: int, new_token: int) -> float:

@@ -7,14 +7,14 @@ and the ``GateResult``s the test fails on. Nothing here fails a test by itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import median
 
-from ..measure.metrics import METRICS, Metric, rounds_at_equal_speed
+from ..measure.metrics import METRICS, Metric, rounds_at_equal_speed, speed_change
 from ..measure.stats import INCONCLUSIVE, REGRESSED, Change, compare
 from ..model import identity as identity_module
 from .baseline import Baseline, BaselineCase
-from .diagnose import Divergence, diagnose
+from .diagnose import CHANGED_INPUT, Divergence, diagnose
 from .gates import GateResult
 
 NO_BASELINE, NOT_COMPARABLE, COMPARED = "no baseline", "not comparable", "compared"
@@ -31,6 +31,7 @@ class MetricCheck:
     change: Change | None  # None: not compared (see note)
     note: str = ""
     speed_adjusted: bool = False  # compared at the baseline's machine speed (both runs carry probe readings)
+    speed_changed: str = ""  # not adjusted, and the probe shows the machine ran at another speed: inconclusive
 
     @property
     def verdict(self) -> str:
@@ -53,6 +54,10 @@ class DriftCheck:
         return sum(d.tolerable for d in self.divergences)
 
     @property
+    def changed_inputs(self) -> int:
+        return sum(d.kind == CHANGED_INPUT for d in self.divergences)
+
+    @property
     def matching(self) -> int:
         return self.identical + (self.near_ties if self.tolerate_near_ties else 0)
 
@@ -68,9 +73,10 @@ class DriftCheck:
     def verdict(self) -> str:
         if self.identical == self.total:
             return "identical"
-        confident = len(self.divergences) - self.near_ties
-        kinds = ", ".join(part for part in (f"{self.near_ties} near-tie" if self.near_ties else "",
-                                            f"{confident} confident" if confident else "") if part)
+        confident = len(self.divergences) - self.near_ties - self.changed_inputs
+        kinds = ", ".join(f"{count} {kind}" for count, kind in ((self.changed_inputs, "changed input"),
+                                                               (self.near_ties, "near-tie"), (confident, "confident"))
+                          if count)
         return f"{'drifted' if not self.passed else 'tolerated'} ({kinds})"
 
 
@@ -120,26 +126,52 @@ def compare_case(result, test_id: str, baseline: Baseline | None, machine: dict,
     case = _find(baseline, test_id, result.identity, outputs_only=outputs and not timing)
     if case is None:
         reason = f"no case {test_id} in the baseline"
+        if baseline.holds_no_cases:  # a run --benchmark-compare selected, saved by plain benchmarks only
+            reason += f": {baseline.holds_no_cases}"
         gates = (_fail("baseline", reason),) if settings.require_baseline else (_note("baseline", reason),)
         return BaselineComparison(test_id, baseline, NO_BASELINE, reason, gates=gates)
-    if case.identity != result.identity:
+    moved = _moved_model(case, result)
+    if case.identity != result.identity and not moved:
         differences = identity_differences(case.identity or {}, result.identity)
         reason = "the work differs: " + "; ".join(differences) if case.identity else \
             "the baseline case carries no identity (saved by an older pytest-llmperf)"
+        causes = identity_module.changed_causes(case.causes, result.causes) if _only_the_model_differs(
+            case.identity, result.identity) else []
+        if causes:  # another model, or the same one changed: the causes say which
+            reason += "; and " + "; ".join(causes)
         return BaselineComparison(test_id, baseline, NOT_COMPARABLE, reason,
                                   gates=(_note("baseline", f"not comparable: {reason}"),))
     hardware, software = environment_differences(baseline, machine)
-    causes = identity_module.changed_causes(case.causes, result.causes)
+    causes = [*identity_module.changed_causes(case.causes, result.causes), *moved]
     gates, checks, drift = [], [], None
     if timing and result.timing is not None:
         checks = _metric_checks(result, case, thresholds, settings, hardware)
         gates += [_metric_gate(check, baseline, settings) for check in checks]
     if outputs and case.outputs is not None:
-        drift = _drift(result, case, thresholds, settings, target, prompt_ids)
+        drift = _drift(result, case, thresholds, settings, target, prompt_ids, moved)
         gates.append(_drift_gate(drift, causes, baseline))
     return BaselineComparison(test_id, baseline, COMPARED, "", tuple(hardware), tuple(software),
                               tuple(causes), tuple(checks), drift, tuple(gates),
                               case.outputs if drift is not None else ())
+
+
+def _moved_model(case: BaselineCase, result) -> tuple[str, ...]:
+    """``("model path changed: 'a' -> 'b' (...)",)`` when the two cases differ only in the model's path
+    and the model there has the same config and weight files (a copied or moved folder): the same
+    question, compared, with the path among the causes, since equal file sizes do not prove equal
+    weights; else ``()``."""
+    if not _only_the_model_differs(case.identity, result.identity):
+        return ()
+    before, now = case.identity, result.identity
+    revision = case.causes.get("model_revision")
+    if not revision or revision != result.causes.get("model_revision"):
+        return ()
+    return (f"model path changed: {before.get('model')!r} -> {now.get('model')!r} (the same config and weight file "
+            "sizes)",)
+
+
+def _only_the_model_differs(before: dict | None, now: dict) -> bool:
+    return bool(before) and before != now and {**before, "model": now.get("model")} == now
 
 
 def _find(baseline: Baseline, test_id: str, work: dict, outputs_only: bool) -> BaselineCase | None:
@@ -158,6 +190,8 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
                   not_comparable: str = "") -> list[MetricCheck]:
     """Every metric both runs carry, compared round by round (from two cases' ``extra_info``), at
     equal machine speed when both carry speed-probe readings: a slower runner is not slower code.
+    When the rounds cannot be scaled (the probe's readings varied too much) and the probe shows that
+    the machine ran at another speed, the verdict is inconclusive, never regressed or unchanged.
     With ``not_comparable`` (the reason), the values are shown and nothing is judged."""
     checks = []
     for metric in METRICS:
@@ -169,8 +203,11 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
         tolerance = thresholds.tolerance_for(metric)
         change = None if not_comparable else compare(before, now, higher_is_better=metric.higher_is_better,
                                                      tolerance=tolerance, alpha=alpha)
+        changed = "" if adjusted or change is None else speed_change(metric, baseline_info, now_info)
+        if changed:
+            change = replace(change, verdict=INCONCLUSIVE, reason=changed)
         checks.append(MetricCheck(metric, median(raw_before), median(raw_now), tolerance, change, not_comparable,
-                                  speed_adjusted=adjusted))
+                                  speed_adjusted=adjusted, speed_changed=changed))
     return checks
 
 
@@ -186,20 +223,24 @@ def _metric_gate(check: MetricCheck, baseline: Baseline, settings) -> GateResult
     adjusted = " at equal machine speed" if check.speed_adjusted else ""
     text = (f"{metric.label} vs baseline: {values}, ratio{adjusted} {change.ratio:.3f} ({1 - settings.alpha:.0%} CI "
             f"{ci}{p_value}{power}): {change.verdict}")
-    if change.verdict == INCONCLUSIVE:
+    if check.speed_changed:
+        text += f": {check.speed_changed}, and its readings varied too much to compare at equal speed"
+    elif change.verdict == INCONCLUSIVE:
         text += f" (too noisy to judge: {change.reason})"
     if change.verdict == REGRESSED:
         text += f"; tolerance {check.tolerance:.0%}; baseline run {baseline.label}"
     return GateResult(f"baseline_{metric.name}", metric.label, change.ratio, 0, change.verdict != REGRESSED, "", text)
 
 
-def _drift(result, case: BaselineCase, thresholds, settings, target, prompt_ids) -> DriftCheck:
+def _drift(result, case: BaselineCase, thresholds, settings, target, prompt_ids, moved=()) -> DriftCheck:
+    """Each sample against the baseline's; one whose inputs changed is a changed input, never a near-tie."""
     divergences = []
     samples = result.generations.samples
+    inputs = identity_module.changed_inputs(case.causes, result.causes, len(samples), moved)
     for index, (sample, reference) in enumerate(zip(samples, case.outputs)):
         if tuple(sample.token_ids) != tuple(reference):
             divergences.append(diagnose(target, index, prompt_ids[index], reference, sample.token_ids,
-                                        settings.near_tie))
+                                        settings.near_tie, inputs[index]))
     return DriftCheck(len(samples), tuple(divergences), thresholds.min_baseline_match,
                       thresholds.tolerate_near_ties)
 
@@ -210,8 +251,8 @@ def _drift_gate(drift: DriftCheck, causes: list[str], baseline: Baseline) -> Gat
             + f"; match {drift.match_rate:.3f} {'>=' if drift.passed else '<'} required {drift.min_match:g}")
     if not drift.passed:
         text += f"; baseline run {baseline.label}"
-        if causes:
-            text += "; likely cause: " + "; ".join(causes)
+    if causes:
+        text += "; likely cause: " + "; ".join(causes)
     return GateResult("min_baseline_match", "outputs vs baseline", drift.match_rate, drift.min_match, drift.passed,
                       "", text)
 

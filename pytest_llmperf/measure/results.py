@@ -268,3 +268,20 @@ class RunResult:
             "metric_samples": metric_samples(self.timing, self.num_samples),
         })
         return info
+
+
+# -- a saved run's benchmarks -----------------------------------------------------------------------
+
+def is_llmperf_case(bench) -> bool:
+    """A benchmark of a pytest-benchmark JSON that pytest-llmperf saved (its figures in ``extra_info``)."""
+    return isinstance(bench, dict) and "config_hash" in (bench.get("extra_info") or {})
+
+
+def holds_no_cases(path, benchmarks: list) -> str:
+    """What a pytest-benchmark run without a pytest-llmperf case holds, in one line."""
+    if not benchmarks:
+        return f"{path} holds no pytest-llmperf cases: it holds no benchmarks at all"
+    names = [str(bench.get("name", "?")) if isinstance(bench, dict) else "?" for bench in benchmarks]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (f"{path} holds no pytest-llmperf cases: {len(names)} plain pytest-benchmark "
+            f"benchmark{'s' if len(names) > 1 else ''} ({shown}), none saved by pytest-llmperf")

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..measure.results import holds_no_cases, is_llmperf_case
+
 
 class SavedRunError(Exception):
     """The file is not a run pytest-llmperf can read: one line."""
@@ -50,21 +52,6 @@ def load(path: str | Path) -> Run:
     if not records:
         raise SavedRunError(holds_no_cases(path, data["benchmarks"]))
     return Run(records, data.get("machine_info") or {}, data.get("commit_info") or {}, data.get("datetime"), str(path))
-
-
-def is_llmperf_case(bench) -> bool:
-    """A benchmark of a pytest-benchmark JSON that pytest-llmperf saved (its figures in ``extra_info``)."""
-    return isinstance(bench, dict) and "config_hash" in (bench.get("extra_info") or {})
-
-
-def holds_no_cases(path, benchmarks: list) -> str:
-    """What a pytest-benchmark run without a pytest-llmperf case holds, in one line."""
-    if not benchmarks:
-        return f"{path} holds no pytest-llmperf cases: it holds no benchmarks at all"
-    names = [str(bench.get("name", "?")) if isinstance(bench, dict) else "?" for bench in benchmarks]
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return (f"{path} holds no pytest-llmperf cases: {len(names)} plain pytest-benchmark "
-            f"benchmark{'s' if len(names) > 1 else ''} ({shown}), none saved by pytest-llmperf")
 
 
 def _record(bench: dict) -> dict:

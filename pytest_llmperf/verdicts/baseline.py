@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..output.saved import holds_no_cases, is_llmperf_case
+from ..measure.results import holds_no_cases, is_llmperf_case
 
 
 class BaselineError(Exception):

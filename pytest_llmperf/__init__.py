@@ -16,7 +16,7 @@ below it (checked by import-linter, ``[tool.importlinter]`` in pyproject.toml):
 
     plugin.py, cli.py, recipes/   the pytest face (hooks only), the console script, build scripts
     fixture.py, marks.py          the ``llmperf`` fixture and marker
-    run/                          a session's state and the runner of one case
+    run/                          a session's state, the runner of one case, what hooks delegate to
     output/                       tables, report folder, exports, Hub rows, results file
     verdicts/                     gates, the cross-commit comparison, drift diagnosis
     measure/                      timing, instruments, roofline, outputs compared, RunResult

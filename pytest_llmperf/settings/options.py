@@ -118,21 +118,19 @@ def parse_num_samples(value: Any) -> int | None:
         raise ValueError(f"invalid value {value!r}; expected an integer >= 1, or 'all' for the whole split") from None
 
 
-def parse_fraction_or_rate(upper: float | None) -> Callable[[Any], float | None]:
-    def parse(value: Any) -> float | None:
-        text = str(value).strip().lower()
-        if is_off(text):
-            return None
-        try:
-            number = float(text)
-        except ValueError:
-            raise ValueError(f"invalid value {value!r}; expected a number") from None
-        if math.isnan(number) or number < 0 or (upper is not None and number > upper):
-            bound = f"between 0 and {upper:g}" if upper is not None else ">= 0"
-            raise ValueError(f"invalid value {value!r}; expected a number {bound}")
-        return number
-
-    return parse
+def parse_non_negative(value: Any) -> float | None:
+    """A number >= 0 (a rate, a speedup, seconds, nats), or None for an off value; fractions, whose
+    range means something per option, go through ``parse_fraction``."""
+    text = str(value).strip().lower()
+    if is_off(text):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"invalid value {value!r}; expected a number") from None
+    if math.isnan(number) or number < 0:
+        raise ValueError(f"invalid value {value!r}; expected a number >= 0")
+    return number
 
 
 def parse_fraction(low: float = 0.0, high: float = 1.0, *, above_low: bool = False, below_high: bool = False,
@@ -207,7 +205,7 @@ def parse_ceilings(unit: str, example: str) -> Callable[[Any], dict | None]:
             if key != "*" and not (key.isdigit() and int(key) > 0):
                 raise ValueError(f"invalid batch size {key!r} in {value!r}; expected {unit}, or batch_size={unit} "
                                  f"pairs, e.g. {example}")
-            number = parse_fraction_or_rate(None)(raw)
+            number = parse_non_negative(raw)
             if number is None:
                 raise ValueError(f"invalid ceiling {raw!r}; expected {unit}, e.g. {example.split(',')[0]}")
             ceilings[key if key == "*" else int(key)] = number
@@ -364,8 +362,8 @@ OPTIONS: tuple[Option, ...] = (
            "warn when a case's measured rounds vary by more than this coefficient of variation (above 0, at "
            "most 1), or its first measured round is an outlier ('off' disables)", "FRACTION"),
     # Gates. Unset means the gate is off, except the output gates, which default to strict.
-    Option("min_tokens_per_s", None, parse_fraction_or_rate(None), "fail below this many generated tokens/s", "RATE"),
-    Option("min_samples_per_s", None, parse_fraction_or_rate(None), "fail below this many samples/s", "RATE"),
+    Option("min_tokens_per_s", None, parse_non_negative, "fail below this many generated tokens/s", "RATE"),
+    Option("min_samples_per_s", None, parse_non_negative, "fail below this many samples/s", "RATE"),
     Option("max_memory_mb", None, parse_ceilings("MB", "20480 or 16=4096,64=20480"),
            "fail when the peak memory of the measured rounds is above this many MB (MiB, 2**20 bytes): torch's max "
            "allocated on CUDA, the peak RSS on CPU; per batch size as batch_size=MB pairs", "MB"),
@@ -385,7 +383,7 @@ OPTIONS: tuple[Option, ...] = (
            "fail when decoding reaches less than this fraction of the memory-bandwidth roofline (0..1; the bytes a "
            "decode step must read over its measured time, over the copy bandwidth measured on this device)",
            "FRACTION"),
-    Option("min_speedup", None, parse_fraction_or_rate(None),
+    Option("min_speedup", None, parse_non_negative,
            "fail when a batch size > 1 is not this many times faster than bs=1 (same config, same session), judged on the "
            "rounds (too noisy to tell: a warning)", "X"),
     Option("min_exact_match", "0.95", parse_fraction(),
@@ -403,7 +401,7 @@ OPTIONS: tuple[Option, ...] = (
            "a progress line every 10 s while a case runs (round k of n, samples/s so far, the sweep's ETA): 'auto' "
            "on a terminal, and where the output is not one (CI logs) every --llmperf-heartbeat seconds; 'on', "
            "'off', or a number: on, every that many seconds", "MODE"),
-    Option("heartbeat", "60", parse_fraction_or_rate(None),
+    Option("heartbeat", "60", parse_non_negative,
            "with --llmperf-progress auto and the output not a terminal (CI logs), a progress line at most every "
            "this many seconds, at the end of a round, so that a long job shows it is alive ('off' silences it)",
            "SECONDS"),
@@ -435,7 +433,7 @@ OPTIONS: tuple[Option, ...] = (
            "P"),
     Option("min_baseline_match", "1.0", parse_fraction(),
            "fail when fewer than this fraction of samples equal the baseline's token ids (0..1)", "FRACTION"),
-    Option("near_tie", "0.5", parse_fraction_or_rate(None),
+    Option("near_tie", "0.5", parse_non_negative,
            "a divergence from the baseline whose log-prob margin is at most this (nats) is numeric drift, "
            "not a behaviour change", "NATS"),
     Option("tolerate_near_ties", "false", parse_bool,

@@ -13,6 +13,7 @@ import pytest
 
 from .marks import MARKER, MARKER_HELP, marker_kwargs
 from .measure.progress import Sweep
+from .run.coverage import LeftOut
 from .run.ordering import in_run_order
 from .run.parametrize import (
     MODEL_AXES,
@@ -31,6 +32,7 @@ PYTEST_SESSION = pytest.StashKey[pytest.Session]()
 DROPPED = pytest.StashKey[list]()  # benchmarks interrupted before their first round ended
 SWEEP = pytest.StashKey[Sweep]()  # the session's perf tests, for the progress line's estimate
 NOTES = pytest.StashKey[list]()  # lines about the options, for the summary of a session with perf tests
+LEFT_OUT = pytest.StashKey[LeftOut]()  # configurations the coverage preset named that cannot run here
 NO_BENCHMARK = ("pytest-llmperf times perf tests through pytest-benchmark, which -p no:benchmark switched off; "
                 "to check outputs without timing, use --benchmark-disable instead")
 
@@ -45,6 +47,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     config.stash[SETTINGS], config.stash[NOTES] = settings_and_notes(config)
     config.stash[SWEEP] = Sweep()
+    config.stash[LEFT_OUT] = LeftOut()
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         from .run.distributed import RecordReceiver
 
@@ -126,7 +129,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     decorator's, for this test only."""
     if "llmperf" not in metafunc.fixturenames and metafunc.definition.get_closest_marker(MARKER) is None:
         return
-    marks = axis_marks(metafunc, _test_settings(metafunc.config, metafunc.definition).axes)
+    config = metafunc.config
+    keep = config.stash[LEFT_OUT].model_filter(config.stash[SETTINGS], marker_kwargs(metafunc.definition) or {})
+    marks = axis_marks(metafunc, _test_settings(config, metafunc.definition).axes, keep)
     for mark in reversed(marks):  # each goes first: model axes, strategy, batch size, then the test's own
         metafunc.definition.add_marker(mark, append=False)
 
@@ -267,8 +272,9 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             raise
         regression = True
     with_perf_tests = config.stash[SWEEP].total or SESSION in config.stash  # collected here, or run on workers
+    notes = [*config.stash[NOTES], *config.stash[LEFT_OUT].lines(config.stash[SETTINGS].coverage)]
     fail = summary(terminalreporter, config, config.stash.get(SESSION, None),
-                   config.stash[NOTES] if with_perf_tests else [], config.stash.get(DROPPED, []), regression)
+                   notes if with_perf_tests else [], config.stash.get(DROPPED, []), regression)
     session = config.stash.get(PYTEST_SESSION, None)
     if fail and session is not None and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+from typing import Callable
 
 import pytest
 
@@ -21,17 +22,21 @@ AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"} 
 MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
 
 
-def axis_marks(metafunc: pytest.Metafunc, axes) -> list:
+def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[dict], bool] | None = None) -> list:
     """The ``parametrize`` markers of a perf test, in the order they go first: model axes, strategy,
     batch size (then the test's own). The model axes go to ``llmperf`` through one private parameter,
     and to the test itself only where its signature names them; the run axes likewise. A test's own
-    ``parametrize`` of an axis wins."""
+    ``parametrize`` of an axis wins. ``keep(model axes)`` drops the model configurations it rejects
+    (``coverage.LeftOut``), unless it rejects all of them: those then skip with their reasons."""
     own = own_parametrized_names(metafunc.definition)
     signature = set(inspect.signature(metafunc.function).parameters)
     marks = []
     model_axes = [name for name in MODEL_AXES if name not in own]
     if MODEL_PARAM in metafunc.fixturenames and model_axes:
         combos = list(itertools.product(*(getattr(axes, MODEL_AXES[name]) for name in model_axes)))
+        if keep is not None:
+            first = {name: getattr(axes, field)[0] for name, field in MODEL_AXES.items()}
+            combos = [combo for combo in combos if keep({**first, **dict(zip(model_axes, combo))})] or combos
         named = [name for name in model_axes if name in signature]
         values = [(tuple(zip(model_axes, combo)), *(combo[model_axes.index(name)] for name in named))
                   for combo in combos]

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from .options import AXES, OPTIONS_BY_DEST, SYNTHETIC, THRESHOLDS
+from .presets import preset_values
 
 
 def compile_id(mode: str) -> str:
@@ -112,6 +113,8 @@ class Settings:
     device: str
     workload: WorkloadSpec
     axes: Axes
+    coverage: str  # --llmperf-coverage: the preset (presets.py)
+    preset_axes: frozenset  # the Axes fields whose values the preset gave (the user set none of them)
     warmup: int
     rounds: int
     gc: str  # instruments.Collector's mode
@@ -138,8 +141,12 @@ class Settings:
     @classmethod
     def from_options(cls, values: dict, explicit: dict, benchmark_disable_gc: bool = False,
                      timer: str = "time.perf_counter") -> "Settings":
+        preset = {dest: OPTIONS_BY_DEST[dest].parse(raw)
+                  for dest, raw in preset_values(values["coverage"], explicit).items()}
+        values = {**values, **preset}
         return cls(
             **_option_fields(cls, values),  # every field named after its option, as parsed
+            preset_axes=frozenset(AXES[dest] for dest in preset),
             workload=WorkloadSpec(**_option_fields(WorkloadSpec, values)),
             axes=Axes(**{marker_key: values[dest] for dest, marker_key in AXES.items()}),
             benchmark_disable_gc=benchmark_disable_gc,

@@ -25,6 +25,7 @@ ON_OOM = ("fail", "skip")
 LATENCY_MODES = ("auto", "rounds", "extra", "off")  # latency.mode resolves auto
 LATENCY_PERCENTILES = ("p50", "p90", "p95", "p99")
 PROGRESS = ("auto", "on", "off")
+COVERAGE = ("quick", "standard", "full")  # presets.py: the axes each one sets
 # The metrics the cross-commit gate compares, named for --llmperf-tolerance; measure/metrics.py holds
 # how each is read, in this order, and checks at import that its table names exactly these.
 METRIC_NAMES = ("tokens_per_s", "samples_per_s", "peak_memory_mb", "energy_per_token_j",
@@ -338,6 +339,11 @@ OPTIONS: tuple[Option, ...] = (
            f"list of attention implementations: {', '.join(ATTN_IMPLEMENTATIONS)}", "LIST"),
     Option("compile", "none", parse_choices(COMPILE_MODES), f"list of torch.compile modes: {', '.join(COMPILE_MODES)}",
            "LIST"),
+    Option("coverage", "quick", parse_choice(COVERAGE),
+           "a preset matrix of axes: 'quick' (the defaults), 'standard' (adds eager attention, compile default, "
+           "bfloat16, continuous batching) or 'full' (every axis value that can run here; configurations that "
+           "cannot are left out before collection and listed once); an axis set explicitly overrides the preset",
+           "PRESET"),
     Option("batch_sizes", "1,4,16", parse_batch_sizes,
            "list of positive batch sizes; 'max' (or 'auto') is the largest that fits, found by doubling then "
            "bisecting on out-of-memory", "LIST"),

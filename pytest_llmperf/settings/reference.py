@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .options import AXES, OPTION_GROUPS, OPTIONS, THRESHOLDS, Option
+from .options import AXES, OPTION_GROUPS, OPTIONS, OPTIONS_BY_DEST, THRESHOLDS, Option
+from .presets import AXIS_OPTIONS, EVERY, PRESET_HELP, PRESETS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"  # the source tree's docs/
 END = "<!-- end generated -->"
@@ -48,7 +49,22 @@ def render_options() -> str:
         default = f"`{cell(option.default_shown)}`" if value else cell(option.default_shown)
         sections[-1].append(f"| `{flag}` | `{ini}` | {f'`{keyword}`' if keyword else ''} | {default} "
                             f"| {cell(option.help)} |")
-    return "\n\n".join("\n".join(section) for section in sections)
+    return "\n\n".join("\n".join(section) for section in [*sections, render_presets()])
+
+
+def render_presets() -> list[str]:
+    """The coverage presets: the axes each sets (an axis set explicitly overrides it)."""
+    flags = " | ".join(f"`{OPTIONS_BY_DEST[dest].flag}`" for dest in AXIS_OPTIONS)
+    rows = []
+    for name, values in PRESETS.items():
+        cells = " | ".join("every value" if values.get(dest) == EVERY else f"`{values[dest]}`" if dest in values
+                           else f"`{OPTIONS_BY_DEST[dest].default}`" for dest in AXIS_OPTIONS)
+        rows.append(f"| `{name}` | {cell(PRESET_HELP[name])} | {cells} |")
+    return ["### Coverage presets (`--llmperf-coverage`)", "",
+            "An axis set on the command line, in ini or by a test's marker overrides the preset's value. "
+            "`full` leaves out, before collection, the configurations that cannot run on this machine, and lists "
+            "them once in the summary.", "",
+            f"| preset | what it runs | {flags} |", "|---|---|" + "---|" * len(AXIS_OPTIONS), *rows]
 
 
 def _block_span(text: str, command: str) -> tuple[int, int]:

@@ -62,6 +62,10 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "round_s": "each measured round's time (null when untimed)",
         "tokens_per_round": "each measured round's generated tokens (null when untimed)",
         "warmup_rounds": "untimed warmup rounds run (null when untimed)",
+        "padding_fraction": "padded positions over all positions in prefill, counted from the attention masks of "
+                            "the batches a round sent (static batching: `manual`, `pipeline`, `keydataset`, "
+                            "`bucketed`); null for continuous batching, which packs sequences and pads nothing, "
+                            "and for a strategy that does not report its batches",
     }),
     ("How the rounds ran ([measurement hygiene](hygiene.md))", {
         "torch_num_threads": "torch's intra-op threads",
@@ -176,6 +180,7 @@ class RunResult:
     test: str = ""  # the test function that ran it (node id without parameters)
     batch_size_search: dict | None = None  # how batch size "max" was found (max_batch.BatchSearch.info)
     efficiency: dict | None = None  # the bandwidth roofline (roofline.efficiency); None when untimed
+    padding_fraction: float | None = None  # padded over all prefill positions (PaddingCounter); None: no padding
 
     @property
     def num_samples(self) -> int:
@@ -232,6 +237,7 @@ class RunResult:
             "exact_match_to_bs1": consistency.exact_match,
             "similarity_to_reference": reference.similarity if reference else None,
             "load_time_s": self.load_time_s,
+            "padding_fraction": self.padding_fraction,
         }
         info.update({
             "dataset": self.workload.dataset,

@@ -18,7 +18,7 @@ from ..measure.results import SECONDS_PER_DAY, RunResult
 from ..model.shapes import is_shape
 
 COLUMNS = ("batch size", "strategy", "length match", "avg similarity to bs=1", "avg similarity to reference",
-           "total time", "samples/s", "speedup vs bs=1", "projected samples per day")
+           "total time", "samples/s", "speedup vs bs=1", "projected samples per day", "prefill padding")
 
 
 def render(records: list[dict]) -> str:
@@ -172,6 +172,7 @@ def _table(ordered: list[dict]) -> str:
             f"{mark}{info['samples_per_s']:.2f}" if timed else "-",
             speedup,
             f"{mark}{info['samples_per_s'] * SECONDS_PER_DAY:,.0f}" if timed else "-",
+            _padding_cell(info),
         ])
     columns = (("test",) if len(tests) > 1 else ()) + COLUMNS
     widths = _widths(columns, body)
@@ -187,6 +188,14 @@ def _table(ordered: list[dict]) -> str:
                                          for info in shaky)
                      + "; raise --llmperf-rounds or --llmperf-warmup, or quieten the machine")
     return "\n".join(lines)
+
+
+def _padding_cell(info: dict) -> str:
+    """The padded share of the prefill positions; n/a where nothing was padded (continuous batching packs
+    its sequences) or a strategy did not report its batches. Results saved before it was measured: '-'."""
+    if "padding_fraction" not in info:
+        return "-"
+    return "n/a" if info["padding_fraction"] is None else f"{info['padding_fraction']:.1%}"
 
 
 def _reference_cell(info: dict) -> str:

@@ -103,7 +103,7 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
     if oom is not None:
         session.record_out_of_memory(target.spec, workload.spec, oom)
         raise OutOfMemoryCase(oom)
-    generations, timing = rounds
+    generations, timing, padding_fraction = rounds
     efficiency = None if timing is None else roofline_of(session, target, workload, generations, timing)
     if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
         session.set_baseline(target, workload, generations)
@@ -129,6 +129,7 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         test=test,
         batch_size_search=search.info() if search else None,
         efficiency=efficiency,
+        padding_fraction=padding_fraction,
     )
     session.record(result)
     return result
@@ -150,18 +151,21 @@ def roofline_of(session: PerfSession, target: LoadedModel, workload: Workload, g
 
 def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int, benchmark, settings,
             warmup: int, telemetry=None, progress=None):
-    """``(generations, timing)``: timed through ``benchmark`` when given (after ``warmup`` rounds), else
-    one untimed round. ``telemetry``: the device's ``telemetry.Source``; ``progress``: a
-    ``progress.Progress``, outermost."""
+    """``(generations, timing, padding fraction)``: timed through ``benchmark`` when given (after
+    ``warmup`` rounds), else one untimed round (timing None). The padding fraction is the last round's
+    prefill (``PaddingCounter``), counted after the rounds. ``telemetry``: the device's
+    ``telemetry.Source``; ``progress``: a ``progress.Progress``, outermost."""
     if benchmark is None:
-        return generate_once(target, workload, strategy_name, batch_size), None
+        generations, padding_fraction = _once(target, workload, strategy_name, batch_size)
+        return generations, None, padding_fraction
     with prepared(target, workload, strategy_name, batch_size) as (one_round, ctx):
         instruments = round_instruments(target, settings.gc, settings.benchmark_disable_gc, telemetry)
         instruments = ((progress,) if progress is not None else ()) + instruments
         instruments += (Latency(ctx.latency, strategy_name, latency_mode(settings.latency, target.device),
                                 settings.rounds),)
-        return timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds, instruments,
-                            settings.max_cv)
+        generations, timing = timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds, instruments,
+                                           settings.max_cv)
+        return generations, timing, ctx.padding.fraction()
 
 
 def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: bool, telemetry=None) -> tuple:
@@ -196,6 +200,7 @@ def prepared(target: LoadedModel, workload: Workload, strategy_name: str, batch_
     expected = len(workload.texts)
 
     def one_round() -> Generations:
+        ctx.padding.begin()
         generations = strategy.generate(ctx)
         if generations.num_samples != expected:  # a len(): nothing to see in a round's time
             raise StrategyError(f"strategy {strategy_name!r} returned {generations.num_samples} outputs for "
@@ -210,7 +215,13 @@ def prepared(target: LoadedModel, workload: Workload, strategy_name: str, batch_
 
 def generate_once(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int) -> Generations:
     """One untimed round of a strategy over the workload."""
-    with prepared(target, workload, strategy_name, batch_size) as (one_round, _):
+    return _once(target, workload, strategy_name, batch_size)[0]
+
+
+def _once(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int
+          ) -> tuple[Generations, float | None]:
+    """One untimed round, and its padding fraction."""
+    with prepared(target, workload, strategy_name, batch_size) as (one_round, ctx):
         generations = one_round()
     target.sync()
-    return generations
+    return generations, ctx.padding.fraction()

@@ -349,7 +349,7 @@ OPTIONS: tuple[Option, ...] = (
            "bisecting on out-of-memory", "LIST"),
     Option("strategies", "manual,pipeline,keydataset,continuous", parse_choices(registered_strategy_names),
            "list of batching strategies: manual, pipeline, keydataset, continuous, continuous_serving, "
-           "or a registered one", "LIST"),
+           "bucketed (length-bucketed manual), or a registered one", "LIST"),
     Option("max_new_tokens", "32", parse_int(1), "greedy generation length limit per prompt", "N"),
     Option("warmup", "1", parse_int(0),
            "untimed warmup rounds before the measured ones (at least 3 with a compile mode)", "N"),

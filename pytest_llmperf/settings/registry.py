@@ -12,6 +12,7 @@ _BUILTIN = {
     "keydataset": "pytest_llmperf.strategies.keydataset:KeyDatasetStrategy",
     "continuous": "pytest_llmperf.strategies.continuous:ContinuousStrategy",
     "continuous_serving": "pytest_llmperf.strategies.continuous_serving:ContinuousServingStrategy",
+    "bucketed": "pytest_llmperf.strategies.bucketed:BucketedStrategy",
 }
 _registered: dict[str, type] = {}
 

@@ -9,6 +9,11 @@ A round reports when each request starts being processed and when each of its to
 host through ``ctx.latency`` (``latency_reporter.LatencyReporter``): ``ctx.latency.streamer()`` for
 ``generate`` and pipelines, ``start``/``token``/``request`` otherwise. A strategy that reports
 nothing still runs; its latency is "not reported".
+
+A static-batching round also reports the attention mask of each batch it sends to the model through
+``ctx.padding`` (``PaddingCounter``), from which the padding fraction of its prefill is computed after
+the rounds. A strategy that sends none (continuous batching packs its sequences: nothing is padded)
+has no padding fraction.
 """
 
 from __future__ import annotations
@@ -46,6 +51,36 @@ class Generations:
         return len(self.samples)
 
 
+class PaddingCounter:
+    """``RunContext.padding``: the attention masks of the batches one round sent to the model, and
+    from them the padding fraction of its prefill (padded positions over all positions).
+
+    A static-batching strategy calls ``sent(attention_mask)`` once per batch, with the mask the model
+    is given. Inside the round that keeps a reference and nothing else (no arithmetic, no device
+    synchronisation); ``fraction()`` counts after the rounds. The runner calls ``begin()`` as each
+    round starts, so the count is the last round's (every round sends the same batches).
+    """
+
+    def __init__(self) -> None:
+        self._masks: list = []
+
+    def begin(self) -> None:
+        self._masks = []
+
+    def sent(self, attention_mask) -> None:
+        """One batch's attention mask, (batch, prompt length): 1 for a prompt token, 0 for padding."""
+        self._masks.append(attention_mask)
+
+    def fraction(self) -> float | None:
+        """Padded positions over all positions in the prefill of the last round; None when the round
+        reported no batch (the strategy does not pad, or does not say)."""
+        total = sum(mask.numel() for mask in self._masks)
+        if not total:
+            return None
+        real = sum(int(mask.count_nonzero()) for mask in self._masks)
+        return (total - real) / total
+
+
 @dataclass
 class RunContext:
     """What a strategy gets to work with for one test."""
@@ -56,6 +91,7 @@ class RunContext:
     generation_config: Any  # transformers.GenerationConfig: greedy, max_new_tokens, eos/pad set
     state: dict = field(default_factory=dict)  # scratch space between setup, rounds and teardown
     latency: LatencyReporter | None = None  # where a round reports its requests' times (latency.py)
+    padding: PaddingCounter = field(default_factory=PaddingCounter)  # the masks a round sent
 
     def __post_init__(self) -> None:
         if self.latency is None:

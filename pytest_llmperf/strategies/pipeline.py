@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from .base import Generations, RunContext, Strategy, generated_part
 
 
@@ -9,7 +11,10 @@ class PipelineStrategy(Strategy):
     def setup(self, ctx: RunContext) -> None:
         from transformers import pipeline
 
-        ctx.state["pipe"] = pipeline("text-generation", model=ctx.model, tokenizer=ctx.tokenizer)
+        pipe = pipeline("text-generation", model=ctx.model, tokenizer=ctx.tokenizer,
+                        pipeline_class=padding_reporting_pipeline())
+        pipe.padding = ctx.padding
+        ctx.state["pipe"] = pipe
 
     def inputs(self, ctx: RunContext):
         return list(ctx.workload.texts)
@@ -30,3 +35,19 @@ class PipelineStrategy(Strategy):
             for output, prompt_ids in zip(outputs, ctx.workload.input_ids)
         ]
         return ctx.finish(generated)
+
+
+@cache
+def padding_reporting_pipeline() -> type:
+    """transformers' ``TextGenerationPipeline``, reporting each batch's attention mask as its collator
+    padded it (what the model is sent) to ``ctx.padding``. Defined on first use: transformers is heavy."""
+    from transformers import TextGenerationPipeline
+
+    class PaddingReportingPipeline(TextGenerationPipeline):
+        padding = None  # the test's ``PaddingCounter``, set after the pipeline is built
+
+        def forward(self, model_inputs, **forward_params):
+            self.padding.sent(model_inputs["attention_mask"])
+            return super().forward(model_inputs, **forward_params)
+
+    return PaddingReportingPipeline

@@ -80,8 +80,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus):
     if SESSION in session.config.stash:  # only where perf tests ran (on an xdist controller: were received)
         from .run import benchmark_session
 
-        if benchmark_session.of(session.config) is not None:
-            session.config.stash[DROPPED] = benchmark_session.drop_interrupted(benchmark_session.of(session.config))
+        session.config.stash[DROPPED] = benchmark_session.drop_interrupted(benchmark_session.of(session.config))
     return (yield)
 
 

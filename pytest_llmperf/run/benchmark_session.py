@@ -59,6 +59,8 @@ def drop_interrupted(benchmark_session) -> list[str]:
     and autosave then fail on it (docs/upstream/pytest-benchmark-interrupted-benchmark.md), losing
     every completed one; one interrupted later has only some of its rounds, and none of our figures.
     Both are dropped from ``benchmark_session``; returns their names, for the summary."""
+    if benchmark_session is None:
+        return []
     kept = [bench for bench in benchmark_session.benchmarks if complete(bench)]
     dropped = [bench.fullname for bench in benchmark_session.benchmarks if not complete(bench)]
     benchmark_session.benchmarks[:] = kept

@@ -61,7 +61,8 @@ def test_n2_with_timing_on_times_every_case_and_saves_what_n0_saves(pytester):
     serial = pytester.runpytest(*ARGS, "-n", "0", "--benchmark-autosave", "--benchmark-json=serial.json")
     serial_cases = cases(pytester.path / ".llmperf" / "results.jsonl")
     parallel = pytester.runpytest(*ARGS, "-n", "2", "--dist", "loadgroup", "--llmperf-xdist-timing", "on", "-v",
-                                  "--benchmark-autosave", "--benchmark-json=parallel.json", "--benchmark-compare")
+                                  "--benchmark-autosave", "--benchmark-json=parallel.json", "--benchmark-compare",
+                                  "--llmperf-report=report", "--llmperf-export=github-action-benchmark=dashboard")
     for result in (serial, parallel):
         result.assert_outcomes(passed=8)
         assert row_heads(result) == row_heads(serial) and len(row_heads(serial)) == 2 * (1 + 2)  # header, bs 1, 2
@@ -79,6 +80,9 @@ def test_n2_with_timing_on_times_every_case_and_saves_what_n0_saves(pytester):
             sum(bench["stats"]["data"]) / 2) and bench["extra_info"]["tokens_per_s"] > 0
     assert [sorted(b["extra_info"]) for b in two["benchmarks"]] == [sorted(b["extra_info"]) for b in one["benchmarks"]]
     assert two["llmperf"]["outputs"] == one["llmperf"]["outputs"]
+    assert (pytester.path / "report" / "report.md").exists()
+    dashboard = saved(pytester.path / "dashboard" / "customBiggerIsBetter.json")
+    assert len([entry for entry in dashboard if entry["name"].endswith("samples/s")]) == 4  # every case, timed
     autosaved = sorted((pytester.path / ".benchmarks").glob("*/*.json"))
     assert [path.name[:4] for path in autosaved] == ["0001", "0002"]
     assert [b["fullname"] for b in saved(autosaved[1])["benchmarks"]] == [b["fullname"] for b in one["benchmarks"]]

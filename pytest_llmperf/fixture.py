@@ -20,6 +20,7 @@ from .model.loading import LoadError, UnsupportedCombination
 from .model.workload import WorkloadError
 from .output.tables import junit_properties
 from .run import runner
+from .run.parametrize import case_id
 from .run.session import PerfSession
 from .settings.config import ModelSpec, TestSettings
 from .settings.options import MAX_BATCH, MAX_BATCH_ALIASES
@@ -28,13 +29,6 @@ from .verdicts.baseline import BaselineError
 from .verdicts.gates import GateReport, check, speedup_gate
 
 GATE_REPORTS = pytest.StashKey[list]()
-
-
-def case_id(nodeid: str) -> str:
-    """The node id without the ``@group`` suffix xdist's ``--dist loadgroup`` appends (pytest < 9.2),
-    so a case keeps its id, and its baseline, however it is distributed."""
-    head, at, group = nodeid.rpartition("@")
-    return head if at and head.endswith("]") and "]" not in group else nodeid
 
 
 class LLMPerf:

@@ -49,9 +49,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SWEEP] = Sweep()
     config.stash[LEFT_OUT] = LeftOut()
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
-        from .run.distributed import RecordReceiver
+        from .run.distributed import Controller
 
-        config.pluginmanager.register(RecordReceiver(lambda: _perf_session(config)), "llmperf-xdist-receiver")
+        config.pluginmanager.register(Controller(config, lambda: _perf_session(config), config.stash[NOTES]),
+                                      "llmperf-xdist-controller")
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -64,7 +65,8 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
-    """The generated token ids of every timed case, once per distinct set (cases refer to them by digest)."""
+    """The generated token ids of every timed case, once per distinct set (cases refer to them by digest);
+    on an xdist controller, its workers' cases."""
     session = config.stash.get(SESSION, None)
     if session is not None:
         output_json["llmperf"] = {"schema": SAVED_SCHEMA, "outputs": session.outputs()}
@@ -77,12 +79,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest-benchmark's, which writes the JSON first
 def pytest_sessionfinish(session: pytest.Session, exitstatus):
     """Benchmarks interrupted before their rounds ended are dropped before pytest-benchmark saves the
-    run (``startup.drop_interrupted``), and named in the summary."""
-    benchmark_session = getattr(session.config, "_benchmarksession", None)
-    if benchmark_session is not None and SESSION in session.config.stash:  # only where perf tests ran
-        from .run.startup import drop_interrupted
+    run (``benchmark_session.drop_interrupted``), and named in the summary."""
+    if SESSION in session.config.stash:  # only where perf tests ran (on an xdist controller: were received)
+        from .run import benchmark_session
 
-        session.config.stash[DROPPED] = drop_interrupted(benchmark_session)
+        session.config.stash[DROPPED] = benchmark_session.drop_interrupted(benchmark_session.of(session.config))
     return (yield)
 
 
@@ -91,11 +92,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is not None:
         session.close()
-        benchmark_session = getattr(config, "_benchmarksession", None)
-        if hasattr(config, "workerinput") and benchmark_session is not None:
-            # A worker's raw "Benchmarks are automatically disabled" lands among the controller's progress
-            # dots; the controller's summary says it for perf tests instead (``terminal.XDIST_UNTIMED``).
-            benchmark_session.xdist_benchmark_found = False
+        if hasattr(config, "workerinput"):
+            from .run import benchmark_session
+
+            benchmark_session.silence_worker_warning(benchmark_session.of(config))
 
 
 def _perf_session(config: pytest.Config, node: pytest.Item | None = None):
@@ -153,6 +153,10 @@ def llmperf(request: pytest.FixtureRequest, benchmark, _llmperf_model):
     reason = unsupported_reason(spec)
     if reason:
         pytest.skip(reason)
+    if hasattr(request.config, "workerinput"):
+        from .run.distributed import time_on_worker
+
+        time_on_worker(request.config, request.config.stash[SETTINGS], benchmark)
     return LLMPerf(request, benchmark, _perf_session(request.config, request.node), test_settings, spec)
 
 
@@ -247,7 +251,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if _is_perf_test(item) and hasattr(item.config, "workerinput"):
         from .run.distributed import send_records
 
-        send_records(item.config.stash.get(SESSION, None), item.config.stash, report)
+        send_records(item.config, item.config.stash.get(SESSION, None), report)
     if call.when == "call" and _is_perf_test(item):
         from .fixture import gate_sections
 

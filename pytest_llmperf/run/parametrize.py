@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import re
 from typing import Callable
 
 import pytest
 
 from ..settings.config import compile_id
+from ..settings.options import ATTN_IMPLEMENTATIONS, COMPILE_MODES, DTYPES
 
 # Axis name -> Axes field.
 MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
 RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
 AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}  # bs16, bsmax
 MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
+GROUP_PREFIX = "llmperf-"  # a model configuration's ``xdist_group``: llmperf-sdpa-nocompile-float32
 
 
 def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[dict], bool] | None = None) -> list:
@@ -81,4 +84,25 @@ def configuration_group(item) -> str | None:
     model = dict(callspec.params.get(MODEL_PARAM, ())) if callspec else {}
     if not model:
         return None
-    return "llmperf-" + "-".join(AXIS_IDS.get(name, str)(value) for name, value in model.items())
+    return GROUP_PREFIX + "-".join(AXIS_IDS.get(name, str)(value) for name, value in model.items())
+
+
+# A model configuration's id, as the parametrization writes it first in a perf test's id.
+CONFIGURATION_ID = re.compile("(?:{})-(?:{})-(?:{})(?=-|$)".format(
+    *("|".join(map(re.escape, values)) for values in (
+        ATTN_IMPLEMENTATIONS, [compile_id(mode) for mode in COMPILE_MODES], DTYPES))))
+
+
+def nodeid_group(nodeid: str) -> str | None:
+    """``configuration_group`` read back from a node id alone (an xdist controller has no items): the
+    configuration whose id starts the parameters, ``[sdpa-nocompile-float32-manual-bs16]``; None for
+    a test whose id does not start with one (one that parametrizes a model axis itself)."""
+    match = CONFIGURATION_ID.match(case_id(nodeid).partition("[")[2].rpartition("]")[0])
+    return GROUP_PREFIX + match.group(0) if match else None
+
+
+def case_id(nodeid: str) -> str:
+    """The node id without the ``@group`` suffix xdist's ``--dist loadgroup`` appends (pytest < 9.2),
+    so a case keeps its id, and its baseline, however it is distributed."""
+    head, at, group = nodeid.rpartition("@")
+    return head if at and head.endswith("]") and "]" not in group else nodeid

@@ -138,9 +138,9 @@ class PerfSession:
         return self._causes[key]
 
     def outputs(self) -> dict[str, list[list[int]]]:
-        """Every timed result's generated token ids, once per distinct set (``extra_info["outputs"]``)."""
-        return {result.outputs_digest: [list(sample.token_ids) for sample in result.generations.samples]
-                for result in self.results if result.timing is not None}
+        """Every timed case's generated token ids, once per distinct set (``extra_info["outputs"]``): this
+        process's, and on an xdist controller its workers'."""
+        return {record["extra_info"]["outputs"]: record["output_ids"] for record in self.records if record["timed"]}
 
     def memory_bandwidth(self, target: LoadedModel, again: bool = False):
         """The device's memory bandwidth as the session knows it now (``roofline.Bandwidth``): the copy

@@ -70,9 +70,10 @@ def settings_and_notes(config: pytest.Config) -> tuple[Settings, list[str]]:
         notes.append(f"llmperf: {', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply to perf "
                      "tests, which run a fixed number of pedantic rounds: set --llmperf-warmup and --llmperf-rounds")
     floors = sorted(set(settings.explicit_thresholds) & set(THROUGHPUT_THRESHOLDS))
-    if floors and (config.getoption("benchmark_disable", False) or config.getoption("numprocesses", None)):
+    if floors and (config.getoption("benchmark_disable", False) or (
+            config.getoption("numprocesses", None) and settings.xdist_timing == "off")):
         notes.append(f"llmperf: {', '.join(floors)} will not be checked: timing is disabled "
-                     "(--benchmark-disable, or pytest-benchmark disables itself under xdist -n)")
+                     "(--benchmark-disable, or --llmperf-xdist-timing off under xdist -n)")
     return settings, notes
 
 
@@ -108,15 +109,3 @@ def journal_header(config: pytest.Config, machine_info: dict) -> dict:
     from pytest_benchmark.utils import get_commit_info
 
     return {"rootdir": str(config.rootpath), "machine_info": {"llmperf": machine_info}, "commit_info": get_commit_info()}
-
-
-def drop_interrupted(benchmark_session) -> list[str]:
-    """A benchmark interrupted before its first round ended has no data, and pytest-benchmark's JSON
-    and autosave then fail on it (docs/upstream/pytest-benchmark-interrupted-benchmark.md), losing
-    every completed one; one interrupted later has only some of its rounds, and none of our figures.
-    Both are dropped from ``benchmark_session``; returns their names, for the summary."""
-    completed = [bench for bench in benchmark_session.benchmarks if getattr(bench, "has_error", False) or (
-        bench and not (getattr(bench.fixture, "llmperf_started", False) and "config_hash" not in bench.extra_info))]
-    dropped = [bench.fullname for bench in benchmark_session.benchmarks if bench not in completed]
-    benchmark_session.benchmarks[:] = completed
-    return dropped

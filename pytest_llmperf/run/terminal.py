@@ -11,9 +11,6 @@ import pytest
 
 from ..measure.progress import INTERVAL_S
 
-XDIST_UNTIMED = ("llmperf: nothing was timed: pytest-benchmark disables timing under pytest-xdist (-n), so these "
-                 "tables show outputs only; time without -n (docs/parallel.md)")
-
 
 def progress_writer(config: pytest.Config, settings):
     """``(write, interval_s)`` for progress lines (``measure/progress.py``): pytest's terminal reporter,
@@ -49,8 +46,6 @@ def summary(terminalreporter, config: pytest.Config, perf_session, notes: list[s
         write_tables(terminalreporter, perf_session)
     for note in filter(None, notes):
         terminalreporter.write_line(note, yellow=True)
-    if records and config.getoption("dist", "no") != "no":
-        terminalreporter.write_line(XDIST_UNTIMED, yellow=True)
     if dropped:
         terminalreporter.write_line(f"llmperf: left out of the saved run, interrupted before a round ended: "
                                     f"{', '.join(dropped)}", yellow=True)

@@ -130,6 +130,7 @@ class Settings:
     push_to_hub: str | None  # --llmperf-push-to-hub: the dataset to append rows to; None: off
     progress: str | float  # --llmperf-progress: auto, on, off, or seconds between lines
     heartbeat: float | None  # --llmperf-heartbeat: seconds between lines where auto progress is off; None: off
+    xdist_timing: str  # --llmperf-xdist-timing: auto, on, off (distributed.timing_under_xdist)
     baseline: str | None  # --llmperf-baseline; None: the run --benchmark-compare selected, if any
     require_baseline: bool
     strict_env: bool

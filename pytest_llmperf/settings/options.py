@@ -26,6 +26,7 @@ LATENCY_MODES = ("auto", "rounds", "extra", "off")  # latency.mode resolves auto
 LATENCY_PERCENTILES = ("p50", "p90", "p95", "p99")
 PROGRESS = ("auto", "on", "off")
 COVERAGE = ("quick", "standard", "full")  # presets.py: the axes each one sets
+XDIST_TIMING = ("auto", "on", "off")  # run.distributed.timing_under_xdist resolves auto
 # The metrics the cross-commit gate compares, named for --llmperf-tolerance; measure/metrics.py holds
 # how each is read, in this order, and checks at import that its table names exactly these.
 METRIC_NAMES = ("tokens_per_s", "samples_per_s", "peak_memory_mb", "energy_per_token_j",
@@ -411,6 +412,11 @@ OPTIONS: tuple[Option, ...] = (
            "with --llmperf-progress auto and the output not a terminal (CI logs), a progress line at most every "
            "this many seconds, at the end of a round, so that a long job shows it is alive ('off' silences it)",
            "SECONDS"),
+    Option("xdist_timing", "auto", parse_choice(XDIST_TIMING),
+           "under pytest-xdist (-n), whether each worker times its cases (pytest-benchmark alone times nothing "
+           "there): 'auto' times only where every worker has a GPU of its own (device auto or cuda, no more workers "
+           "than GPUs) and says in one line why not elsewhere; 'on' also where workers share a device (tests, "
+           "workers pinned to their own cores); 'off' checks outputs only", "MODE"),
     # What the session leaves behind besides pytest-benchmark's files.
     Option("report", None, parse_optional_path,
            "write a report folder at the end of the session (relative to the rootdir): report.md with the tables "

@@ -82,7 +82,7 @@ class GateReport:
 
 
 OUTPUT_GATES = ("min_exact_match", "min_similarity")
-NOT_TIMED = "timing is disabled: --benchmark-disable, or pytest-benchmark disabled itself under xdist"
+NOT_TIMED = "timing is disabled: --benchmark-disable, or xdist -n without timing (--llmperf-xdist-timing)"
 
 
 def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughput: bool,
@@ -100,7 +100,7 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
               "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None,
               "min_roofline": thresholds.min_roofline,
               **{name: thresholds.ceiling_for(name, result.batch_size) for name in CEILINGS}}
-    if throughput and result.timing is None:  # --benchmark-disable, or pytest-benchmark off under xdist
+    if throughput and result.timing is None:  # --benchmark-disable, or xdist without timing
         for name, required in floors.items():
             if required is not None:
                 gates.append(GateResult(name, name.removeprefix("min_").replace("_", " "), None, required, True,

@@ -106,3 +106,14 @@ def case_id(nodeid: str) -> str:
     so a case keeps its id, and its baseline, however it is distributed."""
     head, at, group = nodeid.rpartition("@")
     return head if at and head.endswith("]") and "]" not in group else nodeid
+
+
+def mark_perf_item(item, marker: str) -> None:
+    """Every perf test carries the ``llmperf`` marker, so ``-m "not llmperf"`` leaves them all out, and
+    an ``xdist_group`` per model configuration, so ``-n N --dist loadgroup`` runs a configuration's
+    tests on one worker, in order, where later tests see earlier results and the model loads once."""
+    if item.get_closest_marker(marker) is None:
+        item.add_marker(marker)
+    group = configuration_group(item)
+    if group and item.get_closest_marker("xdist_group") is None and item.config.pluginmanager.hasplugin("xdist"):
+        item.add_marker(pytest.mark.xdist_group(group))

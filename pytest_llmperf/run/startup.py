@@ -109,3 +109,17 @@ def journal_header(config: pytest.Config, machine_info: dict) -> dict:
     from pytest_benchmark.utils import get_commit_info
 
     return {"rootdir": str(config.rootpath), "machine_info": {"llmperf": machine_info}, "commit_info": get_commit_info()}
+
+
+def say_busy(config: pytest.Config, perf_tests: int) -> None:
+    """A busy machine, said as the perf tests start (and again on the first of them, as a warning), so
+    that a slow run explains itself while it runs. On an xdist worker, whose output nobody sees, only
+    the warning, which reaches the controller's summary."""
+    reporter = config.pluginmanager.getplugin("terminalreporter")
+    if (not perf_tests or config.option.collectonly or reporter is None
+            or hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("benchmark")):
+        return
+    busy = busy_machine(config)
+    if busy:
+        reporter.write_line(busy, yellow=True)
+        reporter.flush()

@@ -46,7 +46,7 @@ def test_pipeline_batching_pays_off(llmperf, strategy, batch_size):
     llmperf.benchmark(strategy, batch_size)
 '''
     result = run_suite("--llmperf-strategies=pipeline", "--llmperf-batch-sizes=1,4", "--benchmark-json=bench.json",
-                       suite=suite)
+                       "--llmperf-num-samples=8", suite=suite)
     result.assert_outcomes(passed=4)
     saved = json.loads((pytester.path / "bench.json").read_text())["benchmarks"]
     speedups = {(b["name"].split("[")[0], b["extra_info"]["batch_size"]): b["extra_info"]["speedup_vs_bs1"]

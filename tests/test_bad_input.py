@@ -25,8 +25,8 @@ def test_a_batch_size_larger_than_the_workload_is_skipped_never_reported(run_sui
     result = run_suite("-rs", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1,1000",
                        "--benchmark-json=bench.json")
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED*batch size 1000 is larger than the workload (8 prompts): it would run as one "
-                                 "batch of 8; raise --llmperf-num-samples or drop this batch size"])
+    result.stdout.fnmatch_lines(["SKIPPED*batch size 1000 is larger than the workload (4 prompts): it would run as one "
+                                 "batch of 4; raise --llmperf-num-samples or drop this batch size"])
     assert "| 1000 " not in result.stdout.str()  # no table row for what did not run
     sizes = [b["extra_info"]["batch_size"] for b in json.loads((pytester.path / "bench.json").read_text())["benchmarks"]]
     assert sizes == [1]
@@ -44,7 +44,7 @@ def test_throughput(llmperf):
 '''
     result = run_suite("-s", "--llmperf-warmup=1", "--llmperf-rounds=3", suite=suite, conftest=WRONG_COUNT_CONFTEST)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*CALLS 1", "*strategy 'dropsone' returned 7 outputs for 8 prompts (batch size 2)"])
+    result.stdout.fnmatch_lines(["*CALLS 1", "*strategy 'dropsone' returned 3 outputs for 4 prompts (batch size 2)"])
     assert "Traceback" not in result.stdout.str() and "RuntimeError" not in result.stdout.str()
 
 
@@ -61,7 +61,7 @@ def test_empty_reference_cells_are_missing_not_the_text_none(run_suite, pytester
     data.write_text("".join(json.dumps(row) + "\n" for row in rows))
     result = run_suite(f"--llmperf-dataset={data}", "--llmperf-prompt-column=text", "--llmperf-reference-column=ref",
                        "--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--benchmark-json=bench.json",
-                       "-W", "default")
+                       "--llmperf-num-samples=8", "-W", "default")
     result.assert_outcomes(passed=1)
     info = json.loads((pytester.path / "bench.json").read_text())["benchmarks"][0]["extra_info"]
     assert info["num_samples"] == 8 and 0 < info["references_missing"] < 8
@@ -147,7 +147,7 @@ def test_prompts_beyond_the_context_are_an_error_and_a_generation_budget_beyond_
     rows.write_text("".join(json.dumps({"text": ("A very long menu. " * 200 if i == 3 else f"Soup number {i}.")})
                             + "\n" for i in range(20)))
     result = run_suite(f"--llmperf-dataset={rows}", "--llmperf-prompt-column=text", "--llmperf-strategies=manual",
-                       "--llmperf-batch-sizes=1", "--llmperf-split=train")
+                       "--llmperf-batch-sizes=1", "--llmperf-split=train", "--llmperf-num-samples=8")
     one_line_failure(result, "*1 of 8 prompts are longer than the model's context of 256 tokens (longest * tokens); "
                              "shorten them or use another model")
     result = run_suite("--llmperf-max-new-tokens=5000", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1",

@@ -18,7 +18,8 @@ import pytest
 
 from pytest_llmperf.model import builtin
 
-BASE = ("--llmperf-strategies=planted", "--llmperf-batch-sizes=1,2", "--llmperf-rounds=3")
+BASE = ("--llmperf-strategies=planted", "--llmperf-batch-sizes=1,2", "--llmperf-rounds=3", "--llmperf-num-samples=8",
+        "--llmperf-max-new-tokens=16")
 
 # The same strategy in the baseline and in the compared run (test ids and identities match), changed
 # through the environment: PLANTED_SLOWDOWN makes each round that much longer, PLANTED_PREFIX puts

@@ -39,7 +39,7 @@ def test_a_column_of_messages_is_a_conversation_with_its_system_turn_and_part_of
                            "--benchmark-json=bench.json", suite=SEES_THE_CONVERSATION.replace(SYSTEM, system))
         result.assert_outcomes(passed=1)
         info = json.loads((pytester.path / "bench.json").read_text())["benchmarks"][0]["extra_info"]
-        assert info["num_samples"] == 8 and info["generated_tokens"] > 0
+        assert info["num_samples"] == 4 and info["generated_tokens"] > 0
         identities.append(info["identity"]["prompts"])
     assert identities[0] != identities[1]
 
@@ -83,7 +83,7 @@ def test_a_chat_template_that_drops_the_system_turn_is_said(run_suite, pytester)
     result = run_suite(f"--llmperf-model={model}", f"--llmperf-dataset={path}", "--llmperf-prompt-column=messages",
                        *ONE_CASE, "-W", "default")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*llmperf: the model's chat template leaves out 8 of 16 messages in prompt column "
+    result.stdout.fnmatch_lines(["*llmperf: the model's chat template leaves out 4 of 8 messages in prompt column "
                                  "'messages' (the first: row 0, role 'system'); the model does not see them*"])
 
 

@@ -28,7 +28,7 @@ def test_local_files_with_custom_columns(run_suite, pytester, prompts_rows, suff
     result = run_suite(f"--llmperf-dataset={path}", "--llmperf-prompt-column=question",
                        "--llmperf-reference-column=answer", *STRATEGY)
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines([f"*dataset {path}:test, 8 samples*"])
+    result.stdout.fnmatch_lines([f"*dataset {path}:test, 4 samples*"])
 
 
 def test_missing_column_fails_with_one_line_naming_the_columns(run_suite, pytester):

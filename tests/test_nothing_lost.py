@@ -52,7 +52,7 @@ def test_ctrl_c_mid_sweep_keeps_every_completed_case_in_table_json_autosave_and_
     pytester.makepyfile(test_perf=SUITE)
     monkeypatch.setenv("ROUNDS_BEFORE_STOP", str(rounds_before_stop))
     result = pytester.runpytest_subprocess(*FAST, "--llmperf-rounds=3", "--llmperf-strategies=stops",
-                                           "--llmperf-batch-sizes=1,2,4,8",
+                                           "--llmperf-batch-sizes=1,2,4,8", "--llmperf-num-samples=8",
                                 "--benchmark-json=bench.json", "--benchmark-autosave", "--benchmark-storage=runs")
     assert result.ret == 2  # interrupted
     result.stdout.fnmatch_lines([

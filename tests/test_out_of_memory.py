@@ -44,7 +44,8 @@ def test_calls():
 
 
 def test_out_of_memory_fails_one_case_in_one_line_and_skips_what_would_hit_the_same_wall(run_suite):
-    result = run_suite("-rfs", "-s", "--llmperf-strategies=oomat4", "--llmperf-batch-sizes=1,2,4,8", suite=SUITE,
+    result = run_suite("-rfs", "-s", "--llmperf-strategies=oomat4", "--llmperf-batch-sizes=1,2,4,8",
+                       "--llmperf-num-samples=8", suite=SUITE,
                        conftest=OOM_CONFTEST)
     result.assert_outcomes(passed=5, failed=1, skipped=3)
     result.stdout.fnmatch_lines([
@@ -95,7 +96,7 @@ def test_a_real_cuda_out_of_memory_is_freed_and_the_session_carries_on(pytester)
         'print("CALLS", sorted(conftest.CALLS.items()))',
         'print("ALLOCATED_GIB", torch.cuda.memory_allocated() / 2**30)'))
     result = pytester.runpytest_subprocess(*FAST, "-s", "-rfs", "--llmperf-device=cuda", "--llmperf-strategies=hog",
-                                           "--llmperf-batch-sizes=1,2,4,8")
+                                           "--llmperf-batch-sizes=1,2,4,8", "--llmperf-num-samples=8")
     result.assert_outcomes(passed=5, failed=1, skipped=3)
     result.stdout.fnmatch_lines(["*_ test_throughput[[]*hog-bs4] _*",
                                  "out of memory: hog bs=4 (cuda:0: * GiB free of * GiB, torch peak allocated * GiB, "

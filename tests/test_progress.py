@@ -65,8 +65,8 @@ def test_on_every_round_with_the_sweep_position(run_suite):
                        "--llmperf-rounds=2", "--llmperf-progress=0", suite=SUITE)
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([  # ([] is a character class in these patterns: "[[]" is a "[")
-        "llmperf: manual bs=1 [[]sdpa-nocompile-float32]: round 1 of 3 (warmup 1/1), 8 samples in *s, * samples/s",
-        "llmperf: manual bs=1 [[]sdpa-nocompile-float32]: round 3 of 3 (measured 2/2), 24 samples in *",
+        "llmperf: manual bs=1 [[]sdpa-nocompile-float32]: round 1 of 3 (warmup 1/1), 4 samples in *s, * samples/s",
+        "llmperf: manual bs=1 [[]sdpa-nocompile-float32]: round 3 of 3 (measured 2/2), 12 samples in *",
         "llmperf: manual bs=2 [[]*]: round 1 of 3 (warmup 1/1), * | sweep: test 2 of 2, about * left",
     ])
 

@@ -20,8 +20,8 @@ def test_after_the_sweep(llmperf):  # runs after test_throughput: same model con
     result = run_suite("--llmperf-strategies=manual,continuous_serving", "--llmperf-batch-sizes=1,4",
                        "--llmperf-min-exact-match=1", suite=suite)
     result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["| 1 * | continuous_serving | 8/8 * | 1.000 *| 1.00x *",
-                                 "| 4 * | continuous_serving | 8/8 * | 1.000 *"])
+    result.stdout.fnmatch_lines(["| 1 * | continuous_serving | 4/4 * | 1.000 *| 1.00x *",
+                                 "| 4 * | continuous_serving | 4/4 * | 1.000 *"])
 
 
 BUCKETED_SUITE = SUITE + '''
@@ -48,7 +48,8 @@ def test_bucketed_reproduces_bs1_in_workload_order_and_pads_less_than_manual(run
     batch size, the bs=1 token ids exactly, each sample back in its workload place; the table shows
     both paddings side by side."""
     result = run_suite("--llmperf-strategies=manual,bucketed", "--llmperf-batch-sizes=4", "--llmperf-max-new-tokens=4",
-                       "--llmperf-min-exact-match=1", "--benchmark-json=bench.json", suite=BUCKETED_SUITE)
+                       "--llmperf-min-exact-match=1", "--benchmark-json=bench.json", "--llmperf-num-samples=8",
+                       suite=BUCKETED_SUITE)
     result.assert_outcomes(passed=3)  # both equal to bs=1 (computed untimed, one prompt at a time)
     _, cases = read_results(pytester.path / ".llmperf" / "results.jsonl")
     outputs = {case["extra_info"]["strategy"]: case["output_ids"] for case in cases}

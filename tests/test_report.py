@@ -18,7 +18,6 @@ def test_consistency(llmperf, strategy, batch_size):
         f"llmperf: builtin [[]sdpa-nocompile-float32] on {device} (float32, attn sdpa) | dataset builtin:test, 4 samples,"
         " max_new_tokens 8 | total time = median of 1 measured round(s)",
         "| batch size | strategy * | length match | avg similarity to bs=1 | avg similarity to reference |"
-<<<<<<< HEAD
         " total time | samples/s | speedup vs bs=1 | projected samples per day | prefill padding |",
         "| 1 * | continuous | 4/4 * | 1.000 *| 1.00x *| n/a *|",  # continuous batching pads nothing
         "| 2 * | continuous | 4/4 *| n/a *|",
@@ -28,15 +27,6 @@ def test_consistency(llmperf, strategy, batch_size):
         "| 2 * | manual * | 4/4 *| *.*% *|",
         "| 1 * | pipeline * | 4/4 *| 0.0% *|",
         "| 2 * | pipeline * | 4/4 *| *.*% *|",
-=======
-        " total time | samples/s | speedup vs bs=1 | projected samples per day |",
-        "| 1 * | continuous | 4/4 * | 1.000 *| 1.00x *",
-        "| 2 * | continuous | 4/4 *",
-        "| 1 * | keydataset | 4/4 *",
-        "| 1 * | manual * | 4/4 *",
-        "| 1 * | pipeline * | 4/4 *",
-        "| 2 * | pipeline * | 4/4 *",
->>>>>>> i15-speed
         f"llmperf: builtin [[]eager-nocompile-float32] on {device} (float32, attn eager)*",
     ])
     result.stdout.no_fnmatch_line("*Benchmark fixture was not used*")

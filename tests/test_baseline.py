@@ -314,16 +314,18 @@ def test_a_machine_speed_change_the_probe_cannot_correct_is_inconclusive(run_sui
         assert not any(verdict in result.stdout.str() for verdict in ("| regressed", "| improved"))
 
 
-def test_other_hardware_makes_timing_not_comparable_and_strict_env_fails(run_suite, pytester, monkeypatch):
+def test_other_threads_make_timing_not_comparable_and_strict_env_fails(run_suite, pytester, monkeypatch):
+    """The same machine (docs/ci.md: the hardware fingerprint) run with other threads: the environment
+    guard. Another machine altogether is "no baseline for this hardware" (tests/test_fleet.py)."""
     save_baseline(run_suite)
     data = saved(pytester)
-    data["machine_info"]["llmperf"]["hardware"]["cpu_model"] = "Another CPU"
+    data["machine_info"]["llmperf"]["hardware"]["torch_num_threads"] = 64
     (pytester.path / "other.json").write_text(json.dumps(data))
     monkeypatch.setenv("PLANTED_SLOWDOWN", "2")  # would regress, but cannot be judged on other hardware
     result = compared(run_suite, baseline="other.json")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*| tokens/s*| not comparable (other hardware)*",
-                                 "environment: hardware differs: cpu_model: Another CPU -> * (timing not comparable)"])
+                                 "environment: hardware differs: torch_num_threads: 64 -> 1 (timing not comparable)"])
     strict = compared(run_suite, "--llmperf-strict-env", baseline="other.json")
     strict.assert_outcomes(failed=2)
     strict.stdout.fnmatch_lines(["*tokens/s vs baseline: * not comparable (other hardware)*"])

@@ -118,19 +118,30 @@ def min_attainable_p(m: int, n: int) -> float:
 
 
 def ratio_ci(baseline, now, confidence: float) -> tuple[float, float]:
-    """Bootstrap percentile interval of median(now) / median(baseline) (fixed seed: reproducible)."""
-    import numpy as np
-    from scipy.stats import bootstrap
+    """Bootstrap percentile interval of median(now) / median(baseline) (fixed seed: reproducible).
 
-    def ratio(x, y, axis=-1):
-        return np.median(y, axis=axis) / np.median(x, axis=axis)
+    ``scipy.stats.bootstrap(..., method="percentile", paired=False, rng=default_rng(0))`` computed
+    directly: the same resamples drawn in the same order, so the same interval, without its generic
+    machinery, which cost 3x as long (4.5 ms against 1.4 ms for 3 rounds a side; a report over
+    10,000 history rows compares as many pairs)."""
+    import numpy as np
 
     if len(baseline) < 2 or len(now) < 2:  # nothing to resample: the range of pairwise ratios
         return min(now) / max(baseline), max(now) / min(baseline)
-    result = bootstrap((np.asarray(baseline, float), np.asarray(now, float)), ratio, vectorized=True, paired=False,
-                       confidence_level=confidence, method="percentile", n_resamples=BOOTSTRAP_RESAMPLES,
-                       rng=np.random.default_rng(0))
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    rng = np.random.default_rng(0)
+    medians = [_row_medians(values[rng.integers(0, len(values), (BOOTSTRAP_RESAMPLES, len(values)))])
+               for values in (np.asarray(baseline, float), np.asarray(now, float))]
+    tail = 50 * (1 - confidence)
+    low, high = np.percentile(medians[1] / medians[0], [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def _row_medians(samples):
+    """The median of each row (a sort: faster than ``numpy.median`` for the few rounds of a case)."""
+    import numpy as np
+
+    ordered, middle = np.sort(samples, axis=1), samples.shape[1] // 2
+    return ordered[:, middle] if samples.shape[1] % 2 else (ordered[:, middle - 1] + ordered[:, middle]) / 2
 
 
 def compare(baseline, now, *, higher_is_better: bool, tolerance: float, alpha: float = 0.01) -> Change:

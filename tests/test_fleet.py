@@ -134,17 +134,16 @@ def test_rows_of_a_merged_run_carry_each_machines_fingerprint(here):
                     f"1x NVIDIA L4 ({machine_name(saved(here)['machine_info']['llmperf']['hardware'])})": [L4]}
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda folder: folder / "missing.json", "cannot read missing.json: No such file or directory"),
-    (lambda folder: folder / "plain.json", "plain.json holds no pytest-llmperf cases: it holds no benchmarks at all"),
-    (lambda folder: folder / "text.json", "text.json is not JSON (Expecting value at line 1)"),
-    (lambda folder: folder / ".llmperf" / "results.jsonl", "results.jsonl is a results file (.jsonl); merge takes "
-                                                           "pytest-benchmark JSON"),
+@pytest.mark.parametrize("bad, message", [
+    ("missing.json", "cannot read missing.json: No such file or directory"),
+    ("plain.json", "plain.json holds no pytest-llmperf cases: it holds no benchmarks at all"),
+    ("text.json", "text.json is not JSON (Expecting value at line 1)"),
+    (".llmperf/results.jsonl", "results.jsonl is a results file (.jsonl); merge takes pytest-benchmark JSON"),
 ])
-def test_merge_says_in_one_line_what_is_wrong_with_an_input(here, make, message):
+def test_merge_says_in_one_line_what_is_wrong_with_an_input(here, bad, message):
     (here / "plain.json").write_text(json.dumps({"benchmarks": [], "machine_info": {}}))
     (here / "text.json").write_text("not json")
-    result = console_script(here, "merge", "here.json", str(make(here).relative_to(here)), "--out", "bad.json")
+    result = console_script(here, "merge", "here.json", bad, "--out", "bad.json")
     assert result.returncode == 2 and not (here / "bad.json").exists()
     (line,) = result.stderr.splitlines()
     assert line.startswith("pytest-llmperf: error: ") and message in line, line
@@ -264,3 +263,23 @@ def test_the_history_of_three_commits_flags_a_planted_regression(here):
         assert (here / "history" / name).read_bytes().startswith(b"\x89PNG") and f"]({name})" in report
     points = (here / "history" / "history.csv").read_text().splitlines()
     assert len(points) == 1 + 12 and sum(",regressed," in line for line in points) == 1
+
+
+def test_a_session_with_a_price_reports_its_cost_per_million_tokens(run_suite, pytester):
+    """One machine, the price in the ini file: the session's report folder has the Machines section."""
+    import torch
+
+    from conftest import resolved_auto_device
+    from pytest_llmperf.measure.environment import cpu_model
+
+    device = resolved_auto_device()
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_model()
+    pytester.makeini(f"[pytest]\nllmperf_price = {name}=0.50\n")
+    result = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--llmperf-num-samples=2",
+                       "--llmperf-max-new-tokens=4", "--benchmark-json=one.json", "--llmperf-report=report")
+    result.assert_outcomes(passed=1)
+    (info,) = [bench["extra_info"] for bench in saved(pytester.path, "one.json")["benchmarks"]]
+    report = (pytester.path / "report" / "report.md").read_text()
+    row = next(line for line in report.splitlines() if "| sdpa-nocompile-float32 manual bs=1 |" in line)
+    cost = 0.50 / (info["tokens_per_s"] * 3600) * 1e6
+    assert row.rstrip(" |").endswith(f"| 0.50 | {'~' if info['steady'] is False else ''}{cost:,.4g}")

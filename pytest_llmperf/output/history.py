@@ -2,12 +2,13 @@
 back and set out across commits (``pytest-llmperf report hub:ORG/NAME --out DIR``, or a local folder
 of the dataset's files).
 
-* **Reading.** The rows are read through ``datasets`` (``load_dataset("json", ...)``). Rows pushed by
-  different versions of the plugin have different columns, and a column null in one run (energy on a
-  CPU) holds numbers in another, which ``datasets`` cannot cast between: every column is read as a
-  string (the features of the union of every file's columns) and the columns the history uses are
-  decoded here by what they hold. ``hub:ORG/NAME`` first brings the dataset's files into the local
-  Hugging Face cache (``huggingface_hub.snapshot_download``: only the files not already there).
+* **Reading.** The dataset's files are read through ``datasets``, as lines of text
+  (``load_dataset("text", ...)``), each parsed here as the JSON row it is. Rows pushed by different
+  versions of the plugin have different columns, and a column null in one run (energy on a CPU) holds
+  numbers in another: ``load_dataset("json", ...)`` fails on both (it casts every file to the first
+  file's columns and types) and, with every column declared, spends most of its time casting 150
+  columns file by file. ``hub:ORG/NAME`` first brings the dataset's files into the local Hugging Face
+  cache (``huggingface_hub.snapshot_download``: only the files not already there).
 * **Per case** (its pytest id, model and workload), one figure: the metric across commits, a line per
   machine, each point the median of its measured rounds with the slowest and the fastest round as its
   interval (as the report's bars have them).
@@ -36,17 +37,16 @@ from ..measure.metrics import METRICS_BY_NAME, Metric
 from ..measure.stats import IMPROVED, REGRESSED
 from ..verdicts.regression import MetricCheck, environment_differences, metric_checks
 from . import hub, plots
+from .machines import short_names
 from .saved import UNKNOWN_MACHINE
 
 HUB = "hub:"
-STRING, NUMBER, INTEGER, FLAG, NESTED = "string", "number", "integer", "flag", "nested"
-# The columns the history reads, and what each holds (every other column is read and left alone).
+PLAIN, NESTED = "plain", "nested"
+# The columns the history keeps, and which of them the rows hold as JSON strings (every other is dropped).
 COLUMNS = {
     **dict.fromkeys(("run_id", "timestamp", "case", "test", "machine", "model", "config", "strategy", "device",
-                     "dtype", "attn_implementation", "compile_mode", "dataset", "split", "workload_hash"), STRING),
-    **dict.fromkeys(("batch_size", "num_samples", "max_new_tokens", "prompt_tokens"), INTEGER),
-    **dict.fromkeys((*METRICS_BY_NAME, "round_cv"), NUMBER),
-    "steady": FLAG,
+                     "dtype", "attn_implementation", "compile_mode", "dataset", "split", "workload_hash", "batch_size",
+                     "num_samples", "max_new_tokens", "prompt_tokens", *METRICS_BY_NAME, "round_cv", "steady"), PLAIN),
     **dict.fromkeys(("commit", "environment", "metric_samples", "probe_s", "batch_size_search"), NESTED),
 }
 
@@ -63,30 +63,32 @@ def is_history(source: str) -> bool:
 
 
 def read_rows(source: str) -> list[dict]:
-    """Every row of ``source`` (``is_history``), its columns decoded."""
+    """Every row of ``source`` (``is_history``), the columns the history uses decoded."""
     folder = _download(source[len(HUB):]) if source.startswith(HUB) else Path(source)
     files = [folder] if folder.is_file() else sorted(path for path in folder.rglob("*.jsonl") if hub.is_rows_file(path))
     if not files:
         raise HistoryError(f"{source} holds no Hub rows: no *.jsonl file of rows written by --llmperf-push-to-hub "
                            "(runs/<date>/<run id>.jsonl in the dataset, .llmperf/hub/ locally)")
-    columns: dict[str, None] = {}
-    for path in files:
-        with path.open(encoding="utf-8") as handle:
-            columns.update(dict.fromkeys(json.loads(handle.readline())))
     import datasets
 
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     with tempfile.TemporaryDirectory(prefix="llmperf-history-") as cache:
         try:
-            table = datasets.load_dataset("json", data_files=[str(path) for path in files], split="train", cache_dir=cache,
-                                          features=datasets.Features({name: datasets.Value("string") for name in columns}))
-        except Exception as exc:  # a file whose rows do not share its first row's columns, a torn file...
+            lines = datasets.load_dataset("text", data_files=[str(path) for path in files], split="train",
+                                          cache_dir=cache)["text"]
+        except Exception as exc:  # an unreadable file...
             raise HistoryError(f"cannot read the rows of {source} through datasets: {type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-        wanted = [name for name in COLUMNS if name in columns]
-        data = table.select_columns(wanted).to_dict()
-    return [{name: _decode(COLUMNS[name], data[name][index]) for name in wanted} for index in range(len(table))]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise HistoryError(f"{source}: row {number} is not JSON ({exc.msg}): a torn or foreign file") from None
+            rows.append({name: _decode(kind, row.get(name)) for name, kind in COLUMNS.items()})
+    return rows
 
 
 def _download(repo_id: str) -> Path:
@@ -99,18 +101,9 @@ def _download(repo_id: str) -> Path:
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
 
 
-def _decode(kind: str, value: str | None):
-    if value is None:
-        return None
-    if kind == NUMBER:
-        return float(value)
-    if kind == INTEGER:
-        return int(float(value))
-    if kind == FLAG:
-        return value.lower() == "true"
-    if kind == NESTED:
-        return json.loads(value)
-    return value
+def _decode(kind: str, value):
+    """A row's value as the history uses it: the nested ones are JSON strings in the dataset."""
+    return json.loads(value) if kind == NESTED and isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
@@ -135,6 +128,7 @@ class Case:
     model: str
     commits: tuple[str, ...]  # the commits any of its lines has, in order
     lines: dict[str, tuple[Point, ...]]  # machine -> its points, in commit order
+    labels: dict[str, str]  # machine -> its short name in the figure (machines.short_names)
 
 
 def history(rows: list[dict], metric: Metric, thresholds, alpha: float) -> list[Case]:
@@ -148,13 +142,14 @@ def history(rows: list[dict], metric: Metric, thresholds, alpha: float) -> list[
     cases: dict[tuple, dict[str, list[dict]]] = {}
     for (model, case, workload, machine, _), row in latest.items():
         cases.setdefault((model, case, workload), {}).setdefault(machine, []).append(row)
+    labels = short_names({_machine(row): (row.get("environment") or {}).get("hardware") or {} for row in rows})
     found = []
     for (model, case, _), machines in cases.items():
         lines = {machine: _line(sorted(points, key=lambda row: order[_commit(row)]), metric, thresholds, alpha)
                  for machine, points in machines.items()}
         commits = tuple(sorted({point.commit for points in lines.values() for point in points},
                                key=lambda label: order[label]))
-        found.append(Case(case, model, commits, lines))
+        found.append(Case(case, model, commits, lines, labels))
     return found
 
 
@@ -198,7 +193,8 @@ def _line(rows: list[dict], metric: Metric, thresholds, alpha: float) -> tuple[P
             before = points[-1].row
             other = environment_differences(before.get("environment") or {}, row.get("environment") or {})[0]
             checks = metric_checks(before, row, thresholds, alpha, not_comparable=(
-                "not comparable (other hardware: " + "; ".join(other) + ")") if other else "", metrics=(metric,))
+                "not comparable (other hardware: " + "; ".join(other) + ")") if other else "", metrics=(metric,),
+                intervals=False)
             check = checks[0] if checks else None
         points.append(Point(_commit(row), row, value, low, high, check))
     return tuple(points)
@@ -258,7 +254,8 @@ def _markdown(source: str, rows: list[dict], cases: list[Case], metric: Metric, 
              "better); a point is the median of its measured rounds, its interval the slowest and the fastest round",
              "- **judged** as the cross-commit gate judges: each point against the previous point of its machine's "
              "line, the change beyond the tolerance and significant (docs/ci.md)", "",
-             "| machine |", "|---|", *(f"| {machine} |" for machine in machines), ""]
+             "| machine | in the figures |", "|---|---|",
+             *(f"| {machine} | {cases[0].labels.get(machine, machine)} |" for machine in machines), ""]
     header = ["| case | machine | from | to | before | after | change | CI | p |", "|---|---|---|---|---|---|---|---|---|"]
     regressions, improvements = _changes(cases, REGRESSED), _changes(cases, IMPROVED)
     lines += [f"## Regressions ({len(regressions)})", ""]
@@ -285,6 +282,7 @@ def _csv(cases: list[Case], path: Path) -> None:
             for machine, points in case.lines.items():
                 for point in points:
                     change = point.check.change if point.check else None
+                    figures = (change.ratio, *change.ci, change.p_value) if change else ()
                     writer.writerow([case.case, case.model, machine, point.commit, point.value, point.low, point.high,
-                                     point.verdict, *((change.ratio, *change.ci, change.p_value) if change else
-                                                      ("", "", "", ""))])
+                                     point.verdict, *("" if value is None or value != value else value  # nan: none
+                                                      for value in (*figures, *[None] * (4 - len(figures))))])

@@ -64,13 +64,16 @@ def _contains(words: list[str], part: list[str]) -> bool:
 
 
 def labels(run: Run) -> dict[str, str]:
-    """A short name per machine for the figures: its device (``1x NVIDIA A10G``, or the CPU model with
-    its CPU count), or its full name where two machines share the short one."""
-    short = {machine: device_of(run, machine) for machine in run.machines}
-    for machine, part in run.machines.items():
-        hardware = part.environment.get("hardware") or {}
-        if hardware and hardware.get("device_type") != "cuda":
-            short[machine] = machine  # the CPU model and the CPU count: the CPU run's whole name
+    """A short name per machine of ``run`` for the figures (``short_names``)."""
+    return short_names({machine: part.environment.get("hardware") or {} for machine, part in run.machines.items()})
+
+
+def short_names(hardware: dict[str, dict]) -> dict[str, str]:
+    """A short name per machine (``hardware``: machine -> its fingerprint's hardware): its GPUs
+    (``1x NVIDIA A10G``), or for a CPU run its whole name (the CPU model and count); the whole name
+    where two machines would share the short one."""
+    short = {machine: device_name(fingerprint) if fingerprint.get("device_type") == "cuda" else machine
+             for machine, fingerprint in hardware.items()}
     clashes = {label for label in short.values() if list(short.values()).count(label) > 1}
     return {machine: machine if label in clashes else label for machine, label in short.items()}
 

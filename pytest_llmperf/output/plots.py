@@ -333,13 +333,16 @@ def draw_history(cases, metric, folder: Path) -> list[Path]:
 
 def _history(plt, case, metric, path: Path) -> Path:
     place = {commit: index for index, commit in enumerate(case.commits)}
-    fig, axis = plt.subplots(figsize=(max(11.0, 5.0 + 0.35 * len(case.commits)), 5.4))
+    width = max(12.0, 6.0 + 0.35 * len(case.commits))
+    fig, axis = plt.subplots(figsize=(width, 5.4))
+    fig.subplots_adjust(left=0.8 / width, right=1 - 3.4 / width, top=0.86, bottom=0.22)  # fixed: no layout pass
     marks = {"regressed": ("v", CHANGED), "improved": ("^", "#2e8b57")}
     for k, (machine, points) in enumerate(case.lines.items()):
         xs = [place[point.commit] for point in points]
         values = [point.value for point in points]
         axis.errorbar(xs, values, yerr=_error_bars(values, [(point.low, point.high) for point in points]),
-                      fmt="o-", color=COLORS[k % len(COLORS)], label=machine, capsize=3, markersize=4, linewidth=1.2)
+                      fmt="o-", color=COLORS[k % len(COLORS)], label=case.labels.get(machine, machine), capsize=3,
+                      markersize=4, linewidth=1.2)
         for x, point in zip(xs, points):
             if point.verdict in marks:
                 marker, color = marks[point.verdict]
@@ -357,12 +360,15 @@ def _history(plt, case, metric, path: Path) -> Path:
     fig.text(0.01, 0.005, "Error bars: the slowest and the fastest measured round. Red (green) triangle: regressed "
              "(improved) by the gate's test, beyond the tolerance and significant.", fontsize=8, ha="left",
              va="bottom", color="#444", gid=FOOTNOTE)
-    return _save(plt, fig, path)
+    return _save(plt, fig, path, layout=False)
 
 
-def _save(plt, fig, path: Path) -> Path:
+def _save(plt, fig, path: Path, layout: bool = True) -> Path:
+    """``layout``: fit the axes to their labels (a drawing pass of its own; a figure of many laid out by
+    fixed margins does without)."""
     footnote = any(text.get_gid() == FOOTNOTE for text in fig.texts)
-    fig.tight_layout(rect=(0, 0.035 if footnote else 0, 1, 1))
+    if layout:
+        fig.tight_layout(rect=(0, 0.035 if footnote else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

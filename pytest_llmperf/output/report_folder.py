@@ -61,11 +61,11 @@ def _data(table: list[dict], folder: Path) -> list[Path]:
             handle.write(json.dumps(row) + "\n")
     columns = list(dict.fromkeys(key for row in table for key in row))
     with table_csv.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
+        writer = csv.writer(handle)
+        writer.writerow(columns)
         for row in table:  # lists and dicts as JSON; a missing or null field is an empty cell
-            writer.writerow({key: json.dumps(value) if isinstance(value, (list, dict)) else value
-                             for key, value in row.items()})
+            writer.writerow([json.dumps(value) if isinstance(value, (list, dict)) else value
+                             for value in map(row.get, columns)])
     return [table_csv, jsonl]
 
 

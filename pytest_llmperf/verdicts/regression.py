@@ -204,13 +204,15 @@ def _metric_checks(result, case: BaselineCase, thresholds, settings, hardware: l
 
 
 def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
-                  not_comparable: str = "", metrics: tuple[Metric, ...] = METRICS) -> list[MetricCheck]:
+                  not_comparable: str = "", metrics: tuple[Metric, ...] = METRICS,
+                  intervals: bool = True) -> list[MetricCheck]:
     """Every metric both runs carry, compared round by round (from two cases' ``extra_info``), at
     equal machine speed when both carry speed-probe readings: a slower runner is not slower code.
     When the rounds cannot be scaled (the probe's readings varied too much) and the probe shows that
     the machine ran at another speed, the verdict is inconclusive, never regressed or unchanged.
     With ``not_comparable`` (the reason), the values are shown and nothing is judged. ``metrics``: the
-    ones to compare (the history report asks for one)."""
+    ones to compare; ``intervals=False``: no interval for a change within the tolerance (the history
+    report, which shows only the changes beyond it)."""
     checks = []
     for metric in metrics:
         rounds = rounds_at_equal_speed(metric, baseline_info, now_info)
@@ -220,7 +222,7 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
         raw_before, raw_now = baseline_info["metric_samples"][metric.name], now_info["metric_samples"][metric.name]
         tolerance = thresholds.tolerance_for(metric)
         change = None if not_comparable else compare(before, now, higher_is_better=metric.higher_is_better,
-                                                     tolerance=tolerance, alpha=alpha)
+                                                     tolerance=tolerance, alpha=alpha, interval=intervals)
         changed = "" if adjusted or change is None else speed_change(metric, baseline_info, now_info)
         if changed:
             change = replace(change, verdict=INCONCLUSIVE, reason=changed)

@@ -193,6 +193,16 @@ def test_a_near_tie_flip_is_numeric_drift_and_can_be_tolerated(run_suite, pytest
     tolerated = compared(run_suite, *in_session_off, "--llmperf-tolerate-near-ties")
     tolerated.assert_outcomes(passed=2)
     tolerated.stdout.fnmatch_lines(["*| outputs*| 8 samples*| * identical*| * differ*| tolerated (* near-tie)*"])
+    # Compared with another machine's outputs (a baseline without this machine), near-ties are what
+    # other hardware does: tolerated without the option.
+    data = saved(pytester)
+    data["machine_info"]["llmperf"]["hardware"].update(device_type="cuda", gpu_count=1,
+                                                       gpus=[{"name": "NVIDIA L4", "memory_mb": 22700,
+                                                              "capability": "8.9"}])
+    (pytester.path / "l4.json").write_text(json.dumps(data))
+    elsewhere = compared(run_suite, *in_session_off, baseline="l4.json")
+    elsewhere.assert_outcomes(passed=2)
+    elsewhere.stdout.fnmatch_lines(["*| outputs*| 8 samples*| * identical*| * differ*| tolerated (* near-tie)*"])
 
 
 def copy_of_the_builtin_model(pytester):

@@ -319,7 +319,8 @@ def _machines(plt, machines: dict[str, list[dict]], path: Path) -> Path:
 
 def draw_history(cases, metric, folder: Path) -> list[Path]:
     """Per case (``history.Case``), ``metric`` across commits, a line per machine, each point's interval
-    its slowest and fastest round; a regressed point marked red, an improved one green. The files written."""
+    (its slowest and fastest round) a band around it; a regressed point marked red, an improved one green.
+    The files written."""
     plt = _pyplot()
     written, names = [], set()
     for case in cases:
@@ -331,34 +332,39 @@ def draw_history(cases, metric, folder: Path) -> list[Path]:
     return written
 
 
+HISTORY_TICKS = 30  # at most this many commits named under a history figure (every k-th beyond)
+
+
 def _history(plt, case, metric, path: Path) -> Path:
     place = {commit: index for index, commit in enumerate(case.commits)}
-    width = max(12.0, 6.0 + 0.35 * len(case.commits))
+    width = min(16.0, max(12.0, 6.0 + 0.2 * len(case.commits)))
     fig, axis = plt.subplots(figsize=(width, 5.4))
     fig.subplots_adjust(left=0.8 / width, right=1 - 3.4 / width, top=0.86, bottom=0.22)  # fixed: no layout pass
     marks = {"regressed": ("v", CHANGED), "improved": ("^", "#2e8b57")}
     for k, (machine, points) in enumerate(case.lines.items()):
         xs = [place[point.commit] for point in points]
-        values = [point.value for point in points]
-        axis.errorbar(xs, values, yerr=_error_bars(values, [(point.low, point.high) for point in points]),
-                      fmt="o-", color=COLORS[k % len(COLORS)], label=case.labels.get(machine, machine), capsize=3,
-                      markersize=4, linewidth=1.2)
+        color = COLORS[k % len(COLORS)]
+        axis.fill_between(xs, [point.low for point in points], [point.high for point in points], color=color,
+                          alpha=0.2, linewidth=0)
+        axis.plot(xs, [point.value for point in points], "o-", color=color, label=case.labels.get(machine, machine),
+                  markersize=3.5, linewidth=1.2)
         for x, point in zip(xs, points):
             if point.verdict in marks:
-                marker, color = marks[point.verdict]
-                axis.plot([x], [point.value], marker=marker, color=color, markersize=13, linestyle="none", zorder=5)
+                marker, mark = marks[point.verdict]
+                axis.plot([x], [point.value], marker=marker, color=mark, markersize=13, linestyle="none", zorder=5)
                 axis.annotate(f"{point.check.change.ratio - 1:+.0%}", (x, point.value), textcoords="offset points",
-                              xytext=(8, -4 if point.verdict == "regressed" else 4), color=color, fontsize=9,
+                              xytext=(8, -4 if point.verdict == "regressed" else 4), color=mark, fontsize=9,
                               fontweight="bold")
-    axis.set_xticks(range(len(case.commits)), case.commits, rotation=45, ha="right", fontsize=8)
-    axis.set_xlabel("commit")
+    step = -(-len(case.commits) // HISTORY_TICKS)
+    axis.set_xticks(range(0, len(case.commits), step), case.commits[::step], rotation=45, ha="right", fontsize=8)
+    axis.set_xlabel("commit" + (f" (one in {step} named)" if step > 1 else ""))
     axis.set_ylabel(f"{metric.label} ({metric.unit}; {'higher' if metric.higher_is_better else 'lower'} is better)")
     fig.suptitle(f"{metric.label} across commits, a line per machine\n{case.case} @ {case.model}", fontsize=11)
     axis.grid(alpha=0.3)
     axis.spines[["top", "right"]].set_visible(False)
     axis.legend(title="machine", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    fig.text(0.01, 0.005, "Error bars: the slowest and the fastest measured round. Red (green) triangle: regressed "
-             "(improved) by the gate's test, beyond the tolerance and significant.", fontsize=8, ha="left",
+    fig.text(0.01, 0.005, "Band: the slowest to the fastest measured round of each point. Red (green) triangle: "
+             "regressed (improved) by the gate's test, beyond the tolerance and significant.", fontsize=8, ha="left",
              va="bottom", color="#444", gid=FOOTNOTE)
     return _save(plt, fig, path, layout=False)
 

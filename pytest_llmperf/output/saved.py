@@ -51,7 +51,7 @@ def part(machine_info: dict, commit_info: dict, datetime: str | None, source: st
 
 @dataclass(frozen=True)
 class Run:
-    records: list[dict]  # each tagged with its "machine" and "part" (``tagged``)
+    records: list[dict]  # each with its "machine" and "part" (a session's get them here)
     machine_info: dict = field(default_factory=dict)  # pytest-benchmark's, with our "llmperf" entry (the first part's)
     commit_info: dict = field(default_factory=dict)
     datetime: str | None = None

@@ -59,7 +59,7 @@ class Baseline:
         return self.cases.get((test_id, machine)) or self.cases.get((test_id, None))
 
     def elsewhere(self, test_id: str) -> list[BaselineCase]:
-        """The cases of this test measured on other machines."""
+        """The cases of this test, on whichever machine (asked when none is this machine's)."""
         return [case for (test, _), case in self.cases.items() if test == test_id]
 
     def by_identity(self, identity: dict, machine: str | None) -> BaselineCase | None:
@@ -67,18 +67,6 @@ class Baseline:
         benchmark that saved the outputs), measured on ``machine`` where there is one."""
         found = [case for case in self.cases.values() if case.identity == identity and case.outputs is not None]
         return next((case for case in found if case.machine in (machine, None)), found[0] if found else None)
-
-    @property
-    def machines(self) -> list[str]:
-        return list(dict.fromkeys(case.machine for case in self.cases.values() if case.machine))
-
-    @property
-    def hardware(self) -> dict:
-        return (self.machine_info.get("llmperf") or {}).get("hardware") or {}
-
-    @property
-    def software(self) -> dict:
-        return (self.machine_info.get("llmperf") or {}).get("software") or {}
 
 
 def load(path: str | Path, require_cases: bool = False) -> Baseline:

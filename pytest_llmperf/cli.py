@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .output import exports, history, hub, report_folder, saved
+from .output import exports, history, hub, machines, report_folder, saved
 from .output.merge import merge
 from .output.writers import HUB_ROWS
 from .settings.config import Thresholds
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.command == "export" else []
         run = saved.load(args.run)
         if args.command == "report":
-            run = run.on(args.machine) if args.machine else run
+            run = machines.only(run, args.machine) if args.machine else run
             written, note = report_folder.write(run, args.out, args.price)
         else:
             written = [(fmt, exports.write(fmt, run.records, path)) for fmt, path in targets]
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         return _error(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     if args.command == "report":
-        machines = f" on {len(run.machines)} machines" if len(run.machines) > 1 else ""
-        print(f"pytest-llmperf: report of {len(run.records)} cases{machines} in {args.out}: {len(written)} files")
+        on = f" on {len(run.machines)} machines" if len(run.machines) > 1 else ""
+        print(f"pytest-llmperf: report of {len(run.records)} cases{on} in {args.out}: {len(written)} files")
         if note:
             print(f"pytest-llmperf: {note}")
         return 0

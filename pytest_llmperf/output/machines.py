@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 
 from ..measure.environment import device_name
-from .saved import Run, config_id
+from .saved import Run, SavedRunError, config_id
 from .tables import UNSTEADY, batch_size_label, unsteady
 
 SECONDS_PER_HOUR = 3600
@@ -76,6 +76,20 @@ def short_names(hardware: dict[str, dict]) -> dict[str, str]:
              for machine, fingerprint in hardware.items()}
     clashes = {label for label in short.values() if list(short.values()).count(label) > 1}
     return {machine: machine if label in clashes else label for machine, label in short.items()}
+
+
+def only(run: Run, machine: str) -> Run:
+    """The cases of one machine of ``run``: its name, or a part of its short name (``L4``), or of its
+    name, that names one machine only."""
+    names, short = list(run.machines), labels(run)
+    wanted = machine.lower()
+    chosen = [name for name in names if name == machine] or \
+        [name for name in names if wanted in short[name].lower()] or [name for name in names if wanted in name.lower()]
+    if len(chosen) != 1:
+        raise SavedRunError(f"--machine {machine!r} {'matches no' if not chosen else 'matches more than one'} machine "
+                            f"of {run.source}; its machines: {'; '.join(names)}")
+    return Run([record for record in run.records if record["machine"] == chosen[0]], run.machine_info,
+               run.commit_info, run.datetime, run.source, run.parts)
 
 
 def workloads(records: list[dict]) -> dict[tuple, list[dict]]:

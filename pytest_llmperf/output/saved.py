@@ -77,17 +77,6 @@ class Run:
             found.setdefault(item.machine, item)
         return {name: found[name] for name in dict.fromkeys(record["machine"] for record in self.records)}
 
-    def on(self, machine: str) -> "Run":
-        """The cases of one machine: its exact name, or a part of it that names one machine only."""
-        names = list(self.machines)
-        chosen = [name for name in names if name == machine] or \
-                 [name for name in names if machine.lower() in name.lower()]
-        if len(chosen) != 1:
-            raise SavedRunError(f"--machine {machine!r} {'matches no' if not chosen else 'matches more than one'} "
-                                f"machine of {self.source}; its machines: {'; '.join(names)}")
-        return Run([record for record in self.records if record["machine"] == chosen[0]], self.machine_info,
-                   self.commit_info, self.datetime, self.source, self.parts)
-
 
 def load(path: str | Path) -> Run:
     path = Path(path)

@@ -194,6 +194,16 @@ def test_a_near_tie_flip_is_numeric_drift_and_can_be_tolerated(run_suite, pytest
     tolerated = compared(run_suite, *in_session_off, "--llmperf-tolerate-near-ties")
     tolerated.assert_outcomes(passed=2)
     tolerated.stdout.fnmatch_lines(["*| outputs*| 8 samples*| * identical*| * differ*| tolerated (* near-tie)*"])
+    # Compared with another machine's outputs (a baseline without this machine), near-ties are what
+    # other hardware does: tolerated without the option.
+    data = saved(pytester)
+    data["machine_info"]["llmperf"]["hardware"].update(device_type="cuda", gpu_count=1,
+                                                       gpus=[{"name": "NVIDIA L4", "memory_mb": 22700,
+                                                              "capability": "8.9"}])
+    (pytester.path / "l4.json").write_text(json.dumps(data))
+    elsewhere = compared(run_suite, *in_session_off, baseline="l4.json")
+    elsewhere.assert_outcomes(passed=2)
+    elsewhere.stdout.fnmatch_lines(["*| outputs*| 8 samples*| * identical*| * differ*| tolerated (* near-tie)*"])
 
 
 def copy_of_the_builtin_model(pytester):
@@ -315,16 +325,18 @@ def test_a_machine_speed_change_the_probe_cannot_correct_is_inconclusive(run_sui
         assert not any(verdict in result.stdout.str() for verdict in ("| regressed", "| improved"))
 
 
-def test_other_hardware_makes_timing_not_comparable_and_strict_env_fails(run_suite, pytester, monkeypatch):
+def test_other_threads_make_timing_not_comparable_and_strict_env_fails(run_suite, pytester, monkeypatch):
+    """The same machine (docs/ci.md: the hardware fingerprint) run with other threads: the environment
+    guard. Another machine altogether is "no baseline for this hardware" (tests/test_fleet.py)."""
     save_baseline(run_suite)
     data = saved(pytester)
-    data["machine_info"]["llmperf"]["hardware"]["cpu_model"] = "Another CPU"
+    data["machine_info"]["llmperf"]["hardware"]["torch_num_threads"] = 64
     (pytester.path / "other.json").write_text(json.dumps(data))
     monkeypatch.setenv("PLANTED_SLOWDOWN", "2")  # would regress, but cannot be judged on other hardware
     result = compared(run_suite, baseline="other.json")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["*| tokens/s*| not comparable (other hardware)*",
-                                 "environment: hardware differs: cpu_model: Another CPU -> * (timing not comparable)"])
+                                 "environment: hardware differs: torch_num_threads: 64 -> 1 (timing not comparable)"])
     strict = compared(run_suite, "--llmperf-strict-env", baseline="other.json")
     strict.assert_outcomes(failed=2)
     strict.stdout.fnmatch_lines(["*tokens/s vs baseline: * not comparable (other hardware)*"])

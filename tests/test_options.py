@@ -33,6 +33,8 @@ USAGE_ERROR = 4
     (["--llmperf-batch-sizes", ""], "needs at least one batch size"),
     (["--llmperf-model", ""], "must not be empty"),
     (["--llmperf-strategies", ""], "needs at least one value; valid values: manual, pipeline"),
+    (["--llmperf-price", "L4"], "invalid price 'L4'; expected NAME=USD_PER_HOUR (a number above 0), e.g. A10G=1.01"),
+    (["--llmperf-price", "L4=0.8,A10G=free"], "invalid price 'A10G=free'; expected NAME=USD_PER_HOUR"),
 ])
 def test_bad_values_are_usage_errors(pytester, args, message):
     pytester.makepyfile("def test_other(): pass")

@@ -10,6 +10,8 @@ from statistics import median
 import jsonschema
 import pytest
 
+from pytest_llmperf.measure.environment import machine_name
+
 SUITE = '''
 def test_throughput(llmperf, strategy, batch_size):
     llmperf.benchmark(strategy, batch_size)
@@ -66,6 +68,8 @@ def test_the_report_folder_holds_tables_figures_and_data(session_with_a_report):
         assert f"]({figure})" in markdown
     infos = saved_infos(folder / "bench.json")
     rows = [json.loads(line) for line in (report / "data.jsonl").read_text().splitlines()]
+    hardware = json.loads((folder / "bench.json").read_text())["machine_info"]["llmperf"]["hardware"]
+    assert {row.pop("machine") for row in rows} == {machine_name(hardware)}  # "AMD EPYC 7763 ..., 4 CPUs"
     assert {row.pop("case"): row for row in rows} == infos
     with (report / "data.csv").open() as handle:
         header = handle.readline().strip().split(",")

@@ -105,6 +105,35 @@ def machine_info(device: str) -> dict:
     return {"hardware": hardware, "software": software}
 
 
+def machine_name(hardware: dict | None) -> str | None:
+    """The hardware fingerprint as a name: what a merged run, its report and the cross-commit gate
+    tell machines apart by (None for a run saved without a fingerprint).
+
+    It is the device and its host: on CUDA, every GPU's name and how many
+    (``1x NVIDIA A10G (AMD EPYC 7R32, 8 CPUs)``); on the CPU, the CPU model and the CPU count
+    (``AMD EPYC 7763 64-Core Processor, 4 CPUs``). Two runs with the same name ran on the same kind of
+    machine; the threads and the CPUs the process may use are not part of it (they are the run's
+    settings, which the gate's environment guard compares on top), nor are the GPUs' memory and
+    compute capability, which their names fix."""
+    if not hardware:
+        return None
+    host = f"{hardware.get('cpu_model') or 'unknown CPU'}, {hardware.get('cpu_count')} CPUs"
+    if hardware.get("device_type") != "cuda":
+        return host
+    return f"{device_name(hardware)} ({host})"
+
+
+def device_name(hardware: dict) -> str:
+    """What runs the cases: the GPUs (``8x NVIDIA H100 80GB HBM3``; ``1x NVIDIA A10G + 1x NVIDIA L4``)
+    on CUDA, else the CPU model. A price per hour (``--llmperf-price``) is matched against it."""
+    if hardware.get("device_type") != "cuda":
+        return hardware.get("cpu_model") or "unknown CPU"
+    counts: dict[str, int] = {}
+    for gpu in hardware.get("gpus") or ():
+        counts[gpu.get("name", "GPU")] = counts.get(gpu.get("name", "GPU"), 0) + 1
+    return " + ".join(f"{count}x {name}" for name, count in counts.items()) or f"{hardware.get('gpu_count', 0)}x GPU"
+
+
 def package_version(name: str) -> str | None:
     from importlib import metadata
 

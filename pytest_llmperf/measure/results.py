@@ -291,3 +291,28 @@ def holds_no_cases(path, benchmarks: list) -> str:
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     return (f"{path} holds no pytest-llmperf cases: {len(names)} plain pytest-benchmark "
             f"benchmark{'s' if len(names) > 1 else ''} ({shown}), none saved by pytest-llmperf")
+
+
+# A merged run (``pytest-llmperf merge``) keeps, per benchmark, the run it was measured in: the top-level
+# ``llmperf.runs`` lists the runs merged (each with its own ``machine_info``, ``commit_info``,
+# ``datetime`` and ``source``), and each benchmark's ``llmperf_run`` is its index there. A run saved by
+# a session is its own only run.
+MERGED_RUNS, RUN_OF_BENCHMARK = "runs", "llmperf_run"
+
+
+def runs_of(data: dict, source: str) -> list[dict]:
+    """The runs a saved pytest-benchmark JSON holds: a merged file's parts, else the file itself."""
+    merged = (data.get("llmperf") or {}).get(MERGED_RUNS)
+    if merged:
+        return merged
+    return [{"source": source, "datetime": data.get("datetime"), "commit_info": data.get("commit_info") or {},
+             "machine_info": data.get("machine_info") or {}}]
+
+
+def run_index(bench: dict, runs: list[dict]) -> int:
+    """Which of ``runs`` (``runs_of``) measured ``bench``; a ``ValueError`` when the file says none of them."""
+    index = bench.get(RUN_OF_BENCHMARK, 0)
+    if not isinstance(index, int) or not 0 <= index < len(runs):
+        raise ValueError(f"benchmark {bench.get('fullname', bench.get('name'))!r} names run {index!r} of "
+                         f"{len(runs)} merged run(s)")
+    return index

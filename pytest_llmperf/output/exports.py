@@ -45,10 +45,11 @@ def _measured(record: dict):
 def github_action_benchmark(records: list[dict]) -> dict[str, list[dict]]:
     """``{"customBiggerIsBetter": [...], "customSmallerIsBetter": [...]}``."""
     files: dict[str, list[dict]] = {"customBiggerIsBetter": [], "customSmallerIsBetter": []}
+    machines = _machines(records)
     for record in latest(records):
         info = record["extra_info"]
         for metric, value, samples in _measured(record):
-            entry = {"name": f"{series(record)} {metric.label}", "value": value, "unit": metric.unit}
+            entry = {"name": f"{series(record, machines)} {metric.label}", "value": value, "unit": metric.unit}
             if samples:
                 entry["range"] = f"{_rounded(min(samples), up=False)} to {_rounded(max(samples), up=True)} over " \
                                  f"{len(samples)} rounds"
@@ -78,6 +79,7 @@ def measure_slug(metric) -> str:
 def bencher(records: list[dict]) -> dict[str, dict]:
     """The Bencher Metric Format, one benchmark per case."""
     document: dict[str, dict] = {}
+    machines = _machines(records)
     for record in latest(records):
         measures = {}
         for metric, value, samples in _measured(record):
@@ -86,13 +88,19 @@ def bencher(records: list[dict]) -> dict[str, dict]:
                 measure.update(lower_value=float(min(samples)), upper_value=float(max(samples)))
             measures[measure_slug(metric)] = measure
         if measures:
-            document[series(record)] = measures
+            document[series(record, machines)] = measures
     return document
 
 
-def series(record: dict) -> str:
-    """A dashboard's name for a case: its pytest id and the model, so another model starts another series."""
-    return f"{case_name(record)} @ {record['extra_info']['model']}"
+def series(record: dict, machines: int = 1) -> str:
+    """A dashboard's name for a case: its pytest id and the model, so another model starts another series;
+    among ``machines`` > 1 (a merged run), the machine too, so each machine is a series of its own."""
+    name = f"{case_name(record)} @ {record['extra_info']['model']}"
+    return f"{name} on {record['machine']}" if machines > 1 else name
+
+
+def _machines(records: list[dict]) -> int:
+    return len({record.get("machine") for record in records})
 
 
 def write(fmt: str, records: list[dict], path: str | Path) -> list[Path]:

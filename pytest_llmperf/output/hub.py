@@ -3,7 +3,9 @@ they can be tracked across commits and machines (``--llmperf-push-to-hub ORG/NAM
 
 Each run adds one JSON Lines file, ``runs/<date>/<run id>.jsonl``, one row per case: the run id,
 a timestamp, the case's pytest id, the commit (pytest-benchmark's ``commit_info``), the environment
-fingerprint (``machine_info["llmperf"]``: hardware and software) and every ``extra_info`` field,
+fingerprint (``machine_info["llmperf"]``: hardware and software), the machine's name
+(``environment.machine_name``) and every ``extra_info`` field (a merged run's rows each carry the
+commit and fingerprint of the run that measured them),
 which include the identity and cause digests; nested values are JSON strings, so every file has
 the same flat columns. Appending files, never rewriting one, keeps
 concurrent CI jobs from overwriting each other; ``datasets.load_dataset("ORG/NAME")`` reads them
@@ -43,10 +45,10 @@ def rows(run: Run, run_id: str, timestamp: str) -> list[dict]:
     """One row per case. Every nested value (the commit, the environment, identity, causes, per-round
     lists...) is a JSON string, so every file of every run has the same flat, scalar columns and the
     dataset loads as one table whatever each run measured."""
-    environment = (run.machine_info or {}).get("llmperf")
     return [{key: json.dumps(value) if isinstance(value, (dict, list)) else value for key, value in {
         "run_id": run_id, "timestamp": timestamp, "case": case_name(record), "test": record["test"],
-        "commit": run.commit_info or None, "environment": environment, **record["extra_info"]}.items()}
+        "commit": run.part_of(record).commit_info or None, "environment": run.part_of(record).environment or None,
+        "machine": record["machine"], **record["extra_info"]}.items()}
         for record in latest(run.records)]
 
 

@@ -9,6 +9,8 @@
 * **Latency against throughput**: tokens/s over p95 end-to-end latency, a point per batch size, a
   line per strategy.
 * **Memory**: peak memory by batch size, per strategy.
+* **Machines side by side** (a merged run, ``draw_machines``): per model configuration and strategy,
+  samples/s by batch size, a bar per machine.
 
 Every figure's title names the model, the device, dtype, attention and compile mode. A bar of a
 timed figure carries the spread of the measured rounds as an error bar (the slowest and the fastest
@@ -23,6 +25,7 @@ import re
 from pathlib import Path
 from statistics import median
 
+from .machines import workload_title
 from .saved import config_id
 from .tables import UNSTEADY, batch_size_label, unsteady
 
@@ -171,9 +174,10 @@ def _tutorial(plt, infos: list[dict], path: Path) -> Path:
 
 
 def _grouped(axis, strategies: dict[str, list[dict]], value, fmt=lambda v: f"{v:.3g}", spread=None,
-             marked: bool = False) -> None:
-    """A bar per strategy and batch size; ``spread(info)``: the rounds' (low, high), drawn as error
-    bars; ``marked``: the value of an unsteady case is marked (a timed figure)."""
+             marked: bool = False, labelled: bool = True) -> None:
+    """A bar per strategy (or machine) and batch size; ``spread(info)``: the rounds' (low, high), drawn
+    as error bars; ``marked``: the value of an unsteady case is marked (a timed figure); ``labelled``:
+    each bar carries its value."""
     sizes = sorted({batch_size_label(info) for infos in strategies.values() for info in infos}, key=_size_order)
     width = 0.8 / len(strategies)
     for k, (strategy, infos) in enumerate(strategies.items()):
@@ -185,14 +189,15 @@ def _grouped(axis, strategies: dict[str, list[dict]], value, fmt=lambda v: f"{v:
         bars = axis.bar(xs, values, width, label=strategy, color=COLORS[k % len(COLORS)], yerr=errors, capsize=3,
                         error_kw={"elinewidth": 1, "ecolor": "#333"})
         marks = [UNSTEADY if marked and unsteady(info) else "" for info in shown]
-        axis.bar_label(bars, labels=[mark + fmt(v) for mark, v in zip(marks, values)], fontsize=7, padding=2)
+        if labelled:
+            axis.bar_label(bars, labels=[mark + fmt(v) for mark, v in zip(marks, values)], fontsize=7, padding=2)
     axis.set_xticks(range(len(sizes)), sizes)
     axis.set_xlabel("batch size")
     axis.spines[["top", "right"]].set_visible(False)
 
 
-def _legend_outside(axis) -> None:
-    axis.legend(title="strategy", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+def _legend_outside(axis, title: str = "strategy") -> None:
+    axis.legend(title=title, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
 
 
 def _size_order(label: str):
@@ -266,9 +271,110 @@ def _memory(plt, strategies: dict[str, list[dict]], path: Path) -> Path:
     return _save(plt, fig, path)
 
 
-def _save(plt, fig, path: Path) -> Path:
+MACHINE_BARS_LABELLED = 6  # above this many machines a figure's bars carry no values (the table has them)
+
+
+def draw_machines(records: list[dict], labels: dict[str, str], folder: Path) -> list[Path]:
+    """Per model, workload, configuration and strategy: samples/s by batch size, a bar per machine
+    (``labels``: machine -> its name in the legend); the files written."""
+    plt = _pyplot()
+    groups: dict[tuple, dict[str, dict]] = {}
+    for record in records:
+        if record["timed"]:
+            info = record["extra_info"]
+            key = (info["model"], info["workload_hash"], config_id(info), info["strategy"])
+            size = (info["batch_size"], bool(info.get("batch_size_search")))
+            groups.setdefault(key, {}).setdefault(record["machine"], {})[size] = info  # the latest of a case
+    workloads_per_model: dict[str, set] = {}
+    for model, workload, *_ in groups:
+        workloads_per_model.setdefault(model, set()).add(workload)
+    written = []
+    for (model, workload, config, strategy), machines in groups.items():
+        name = f"machines-{slug(model.rsplit('/', 1)[-1])}-{config}-{slug(strategy)}"
+        if len(workloads_per_model[model]) > 1:
+            name += f"-{workload[:8]}"
+        bars = {labels[machine]: sorted(infos.values(), key=lambda info: (bool(info.get("batch_size_search")),
+                                                                          info["batch_size"]))
+                for machine, infos in machines.items()}
+        written.append(_machines(plt, bars, folder / f"{name}.png"))
+    return written
+
+
+def _machines(plt, machines: dict[str, list[dict]], path: Path) -> Path:
+    fig, axis = plt.subplots(figsize=(max(9.0, 1.2 + 0.28 * sum(map(len, machines.values()))), 5.6))
+    _grouped(axis, machines, lambda info: info["samples_per_s"], spread=round_rate_spread, marked=True,
+             labelled=len(machines) <= MACHINE_BARS_LABELLED)
+    axis.set_ylabel("samples / s (higher is better)")
+    _legend_outside(axis, "machine")
+    info = next(iter(machines.values()))[0]
+    axis.set_title(f"Machines side by side: {info['strategy']}, samples per second by batch size\n"
+                   f"{workload_title(info)} | {info['dtype']}, attn {info['attn_implementation']}, "
+                   f"compile {info['compile_mode']}", fontsize=11)
+    shaky = sum(unsteady(info) for infos in machines.values() for info in infos)
+    fig.text(0.01, 0.005, "Error bars: the slowest and the fastest measured round."
+             + (f"  {UNSTEADY}: {shaky} bar(s) from rounds not steady, figures uncertain (the report's tables name "
+                "them)." if shaky else ""), fontsize=8, ha="left", va="bottom", color="#444", gid=FOOTNOTE)
+    return _save(plt, fig, path)
+
+
+def draw_history(cases, metric, folder: Path) -> list[Path]:
+    """Per case (``history.Case``), ``metric`` across commits, a line per machine, each point's interval
+    (its slowest and fastest round) a band around it; a regressed point marked red, an improved one green.
+    The files written."""
+    plt = _pyplot()
+    written, names = [], set()
+    for case in cases:
+        name = f"history-{slug(case.case.rsplit('::', 1)[-1])}-{slug(case.model.rsplit('/', 1)[-1])}"
+        while name in names:  # two tests of one name in different files
+            name += "-"
+        names.add(name)
+        written.append(_history(plt, case, metric, folder / f"{name}.png"))
+    return written
+
+
+HISTORY_TICKS = 30  # at most this many commits named under a history figure (every k-th beyond)
+
+
+def _history(plt, case, metric, path: Path) -> Path:
+    place = {commit: index for index, commit in enumerate(case.commits)}
+    width = min(16.0, max(12.0, 6.0 + 0.2 * len(case.commits)))
+    fig, axis = plt.subplots(figsize=(width, 5.4))
+    fig.subplots_adjust(left=0.8 / width, right=1 - 3.4 / width, top=0.86, bottom=0.22)  # fixed: no layout pass
+    marks = {"regressed": ("v", CHANGED), "improved": ("^", "#2e8b57")}
+    for k, (machine, points) in enumerate(case.lines.items()):
+        xs = [place[point.commit] for point in points]
+        color = COLORS[k % len(COLORS)]
+        axis.fill_between(xs, [point.low for point in points], [point.high for point in points], color=color,
+                          alpha=0.2, linewidth=0)
+        axis.plot(xs, [point.value for point in points], "o-", color=color, label=case.labels.get(machine, machine),
+                  markersize=3.5, linewidth=1.2)
+        for x, point in zip(xs, points):
+            if point.verdict in marks:
+                marker, mark = marks[point.verdict]
+                axis.plot([x], [point.value], marker=marker, color=mark, markersize=13, linestyle="none", zorder=5)
+                axis.annotate(f"{point.check.change.ratio - 1:+.0%}", (x, point.value), textcoords="offset points",
+                              xytext=(8, -4 if point.verdict == "regressed" else 4), color=mark, fontsize=9,
+                              fontweight="bold")
+    step = -(-len(case.commits) // HISTORY_TICKS)
+    axis.set_xticks(range(0, len(case.commits), step), case.commits[::step], rotation=45, ha="right", fontsize=8)
+    axis.set_xlabel("commit" + (f" (one in {step} named)" if step > 1 else ""))
+    axis.set_ylabel(f"{metric.label} ({metric.unit}; {'higher' if metric.higher_is_better else 'lower'} is better)")
+    fig.suptitle(f"{metric.label} across commits, a line per machine\n{case.case} @ {case.model}", fontsize=11)
+    axis.grid(alpha=0.3)
+    axis.spines[["top", "right"]].set_visible(False)
+    axis.legend(title="machine", frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.text(0.01, 0.005, "Band: the slowest to the fastest measured round of each point. Red (green) triangle: "
+             "regressed (improved) by the gate's test, beyond the tolerance and significant.", fontsize=8, ha="left",
+             va="bottom", color="#444", gid=FOOTNOTE)
+    return _save(plt, fig, path, layout=False)
+
+
+def _save(plt, fig, path: Path, layout: bool = True) -> Path:
+    """``layout``: fit the axes to their labels (a drawing pass of its own; a figure of many laid out by
+    fixed margins does without)."""
     footnote = any(text.get_gid() == FOOTNOTE for text in fig.texts)
-    fig.tight_layout(rect=(0, 0.035 if footnote else 0, 1, 1))
+    if layout:
+        fig.tight_layout(rect=(0, 0.035 if footnote else 0, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

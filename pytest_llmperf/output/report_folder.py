@@ -8,6 +8,12 @@
 
 The same folder comes from a live session (``--llmperf-report DIR``) and from a saved run
 (``pytest-llmperf report results.json --out DIR``), with no model and no GPU.
+
+A run of several machines (``pytest-llmperf merge``) gets their tables one machine after another, a
+"Machines" section (``machines.py``: the fingerprints, the best configuration per machine and its
+cost) and, for figures, the machines side by side (``plots.draw_machines``); one machine's own figures
+are its own report's (``pytest-llmperf report merged.json --machine NAME``). With ``--llmperf-price``,
+a run of one machine gets the Machines section too, for its cost.
 """
 
 from __future__ import annotations
@@ -16,29 +22,35 @@ import csv
 import json
 from pathlib import Path
 
-from . import plots
+from . import machines, plots
 from .saved import Run, case_name, latest
 from .tables import github_summary, render
 
 
 def rows(run: Run) -> list[dict]:
-    """One row per case: ``case`` (its pytest id) and its ``extra_info`` fields as saved."""
-    return [{"case": case_name(record), **record["extra_info"]} for record in latest(run.records)]
+    """One row per case: ``case`` (its pytest id), ``machine`` (``environment.machine_name``) and its
+    ``extra_info`` fields as saved."""
+    return [{"case": case_name(record), "machine": record["machine"], **record["extra_info"]}
+            for record in latest(run.records)]
 
 
-def write(run: Run, folder: str | Path) -> tuple[list[Path], str]:
-    """Write the report folder; ``(files written, a note)`` (the note says why there are no plots)."""
+def write(run: Run, folder: str | Path, prices=None) -> tuple[list[Path], str]:
+    """Write the report folder; ``(files written, a note)`` (the note says why there are no plots).
+    ``prices``: ``--llmperf-price``'s (name, USD per hour) pairs, for the cost per million tokens."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written = [*_data(rows(run), folder)]
     note = ""
     figures: list[Path] = []
+    several = len(run.machines) > 1
     if plots.available():
-        figures = plots.draw_all(run.records, folder)
+        figures = plots.draw_machines(run.records, machines.labels(run), folder) if several else \
+            plots.draw_all(run.records, folder)
     else:
         note = plots.MATPLOTLIB_MISSING
     markdown = folder / "report.md"
-    markdown.write_text(_markdown(run, figures, note), encoding="utf-8")
+    section = machines.markdown(run, prices) if several or prices else []
+    markdown.write_text(_markdown(run, figures, note, section), encoding="utf-8")
     return [markdown, *written, *figures], note
 
 
@@ -49,19 +61,23 @@ def _data(table: list[dict], folder: Path) -> list[Path]:
             handle.write(json.dumps(row) + "\n")
     columns = list(dict.fromkeys(key for row in table for key in row))
     with table_csv.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
+        writer = csv.writer(handle)
+        writer.writerow(columns)
         for row in table:  # lists and dicts as JSON; a missing or null field is an empty cell
-            writer.writerow({key: json.dumps(value) if isinstance(value, (list, dict)) else value
-                             for key, value in row.items()})
+            writer.writerow([json.dumps(value) if isinstance(value, (list, dict)) else value
+                             for value in map(row.get, columns)])
     return [table_csv, jsonl]
 
 
-def _markdown(run: Run, figures: list[Path], note: str) -> str:
+def _markdown(run: Run, figures: list[Path], note: str, section: list[str]) -> str:
     tables = github_summary([render(run.records)]).removeprefix("## pytest-llmperf\n\n")
-    lines = ["# pytest-llmperf report", "", *_environment(run), "", "## Results", "", tables.rstrip(), ""]
+    lines = ["# pytest-llmperf report", "", *_environment(run), "", *section, "## Results", "", tables.rstrip(), ""]
     if figures:
         lines += ["## Figures", ""]
+        if len(run.machines) > 1:
+            lines += ["Samples per second by batch size, a bar per machine. Each machine's own figures (the "
+                      "tutorial's figure per strategy, quality, latency, memory): `pytest-llmperf report "
+                      f"{run.source} --machine NAME --out DIR`.", ""]
         lines += [f"![{figure.stem}]({figure.name})\n" for figure in figures]
     elif note:
         lines += [f"*No figures: {note}.*", ""]
@@ -71,6 +87,11 @@ def _markdown(run: Run, figures: list[Path], note: str) -> str:
 
 
 def _environment(run: Run) -> list[str]:
+    if len(run.machines) > 1:
+        dates = sorted({str(part.datetime)[:19] for part in run.parts if part.datetime})
+        return [f"- **run**: {len(run.parts)} runs merged ({run.source}), measured "
+                + (" to ".join(dict.fromkeys((dates[0], dates[-1]))) if dates else "at unknown dates"),
+                f"- **machines**: {len(run.machines)}, side by side under [Machines](#machines)"]
     first = run.records[0]["extra_info"]
     llmperf = (run.machine_info or {}).get("llmperf") or {}
     hardware, software = llmperf.get("hardware") or {}, llmperf.get("software") or {}

@@ -23,20 +23,22 @@ COLUMNS = ("batch size", "strategy", "length match", "avg similarity to bs=1", "
 
 def render(records: list[dict]) -> str:
     """One table per configuration, from the results' records (``RunResult.record``: what the results
-    file holds and xdist workers send), so every process prints the same tables. A row is one test's
+    file holds and xdist workers send), so every process prints the same tables; records of several
+    machines (a merged run's: ``record["machine"]``) get tables of their own, titled with the machine. A row is one test's
     run of a case: when two tests time the same strategy and batch size, both rows show, each with
     the speedup its own test computed (the ``speedup_vs_bs1`` saved in the JSON), and a "test"
     column tells them apart."""
     groups: dict[tuple, dict[tuple, dict]] = {}
     for record in records:
         info = record["extra_info"]
-        rows = groups.setdefault((info["model"], info["config_hash"], info["workload_hash"]), {})
+        rows = groups.setdefault((record.get("machine"), info["model"], info["config_hash"], info["workload_hash"]), {})
         key = (record["test"], info["strategy"], info["batch_size"], bool(info.get("batch_size_search")))
         rows[key] = record  # the latest of a test's runs of a case
+    machines = {machine for machine, *_ in groups}
     tables = []
-    for rows in groups.values():
+    for (machine, *_), rows in groups.items():
         ordered = _rows(list(rows.values()))
-        tables.append(_table(ordered))
+        tables.append(_table(ordered, machine if len(machines) > 1 else None))
         if any(r["timed"] for r in ordered):
             tables.append(_second_table(ordered))
     unavailable = _telemetry_lines(records)
@@ -135,7 +137,7 @@ def batch_size_label(info: dict) -> str:
     return f"{info['batch_size']} (max)" if info.get("batch_size_search") else str(info["batch_size"])
 
 
-def _table(ordered: list[dict]) -> str:
+def _table(ordered: list[dict], machine: str | None = None) -> str:
     tests = {r["test"] for r in ordered if r["timed"]}  # an untimed row is the case's, not a test's
     first = ordered[0]["extra_info"]
     rounds = {len(r["extra_info"]["round_s"]) for r in ordered if r["timed"]}
@@ -149,7 +151,8 @@ def _table(ordered: list[dict]) -> str:
     else:
         workload = (f"dataset {first['dataset']}:{first['split']}, {first['num_samples']} samples, max_new_tokens "
                     f"{first['max_new_tokens']}")
-    title = (f"llmperf: {model} [{first['config']}] on {first['device']} ({first['dtype']}, "
+    device = f"{first['device']} of {machine}" if machine else first["device"]
+    title = (f"llmperf: {model} [{first['config']}] on {device} ({first['dtype']}, "
              f"attn {first['attn_implementation']}) | {workload} | total time = {timing_note}")
     bs1_rows = {(r["test"], r["extra_info"]["strategy"]): r for r in ordered if r["extra_info"]["batch_size"] == 1}
     body = []
@@ -255,6 +258,8 @@ def comparison_record(comparison) -> dict:
     rows, speed_adjusted = [], False
     if comparison.status != "compared":
         rows.append([name, "-", "-", "-", "-", "-", f"{comparison.status}: {comparison.reason}"])
+    elif comparison.other_hardware:  # the machine is said once, under the table
+        rows.append([name, "timing", "-", "-", "-", "-", comparison.other_hardware.split(":", 1)[0]])
     for check in comparison.metrics if comparison.status == "compared" else ():
         change = check.change
         raw = check.now / check.baseline
@@ -277,6 +282,7 @@ def comparison_record(comparison) -> dict:
         "software_differences": list(comparison.software_differences),
         "causes": list(comparison.causes) if comparison.status == "compared" else [],  # shown even when passing
         "drifted": bool(drift is not None and drift.divergences),
+        "other_hardware": comparison.other_hardware,
     }
 
 
@@ -296,6 +302,10 @@ def render_comparisons(records: list[dict]) -> str:
     if any(record["speed_adjusted"] for record in records):
         lines.append("* at equal machine speed: each run's rounds scaled by the speed probe measured beside them "
                      "(raw: the medians as measured)")
+    other_hardware = next((record["other_hardware"] for record in records if record.get("other_hardware")), "")
+    if other_hardware:
+        lines.append(f"{other_hardware} (its timing is judged once a baseline from this machine is merged in: "
+                     "pytest-llmperf merge, docs/ci.md)")
     compared = [record for record in records if record["compared"]]
     if compared:
         hardware = compared[0]["hardware_differences"]

@@ -66,7 +66,7 @@ def write_session_outputs(perf_session, rootdir: Path) -> Iterator[tuple[str, st
     if settings.report:
         folder = rootdir / settings.report
         try:
-            written, note = report_folder.write(run, folder)
+            written, note = report_folder.write(run, folder, settings.price)
         except Exception as exc:  # a full disk, a figure matplotlib refuses: one line, the rest still written
             yield f"report not written: {folder}: {_reason(exc)}", FAILED
         else:

@@ -128,6 +128,7 @@ class Settings:
     report: str | None  # --llmperf-report: the report folder to write at the end; None: off
     export: tuple | None  # --llmperf-export: (format, path) pairs; None: off
     push_to_hub: str | None  # --llmperf-push-to-hub: the dataset to append rows to; None: off
+    price: tuple | None  # --llmperf-price: (device name, USD per hour) pairs for the report's cost; None: off
     progress: str | float  # --llmperf-progress: auto, on, off, or seconds between lines
     heartbeat: float | None  # --llmperf-heartbeat: seconds between lines where auto progress is off; None: off
     xdist_timing: str  # --llmperf-xdist-timing: auto, on, off (distributed.timing_under_xdist)

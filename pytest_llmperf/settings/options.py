@@ -269,6 +269,28 @@ def parse_repo_id(value: Any) -> str | None:
     return text
 
 
+def parse_prices(value: Any) -> tuple[tuple[str, float], ...] | None:
+    """``A10G=1.01,NVIDIA H100=4.5`` -> ``(("A10G", 1.01), ("NVIDIA H100", 4.5))``: US dollars per hour of
+    a device, by (part of) its name; commas only between pairs, a name may hold spaces."""
+    if is_off(value):
+        return None
+    items = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value).split(",")
+    prices = []
+    for item in (item.strip() for item in items if item.strip()):
+        name, equals, price = item.rpartition("=")
+        number = None
+        if equals and name.strip():
+            try:
+                number = float(price)
+            except ValueError:
+                pass
+        if number is None or not (number > 0 and math.isfinite(number)):
+            raise ValueError(f"invalid price {item!r}; expected NAME=USD_PER_HOUR (a number above 0), e.g. "
+                             "A10G=1.01,H100=4.50")
+        prices.append((name.strip(), number))
+    return tuple(prices)
+
+
 def parse_progress(value: Any) -> str | float:
     """``auto``, ``on``, ``off``, or seconds between lines (on)."""
     text = str(value).strip().lower()
@@ -428,6 +450,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("push_to_hub", None, parse_repo_id,
            "append a row per case to this Hugging Face Hub dataset at the end of the session (needs a network and "
            "a token with write access, HF_TOKEN)", "ORG/NAME"),
+    Option("price", None, parse_prices,
+           "hourly price of each kind of device, for the report's cost per million tokens: NAME=USD_PER_HOUR pairs "
+           "(comma-separated); NAME is (part of) the GPU's name, or the CPU model for a CPU run, e.g. "
+           "A10G=1.01,H100=4.50", "NAME=USD"),
     # Against a stored earlier run (the cross-commit gate).
     Option("baseline", None, parse_optional_text,
            "a saved run (--benchmark-json or autosave file) to compare with", "PATH",

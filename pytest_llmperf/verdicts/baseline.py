@@ -5,6 +5,10 @@ run pytest-benchmark itself selected with ``--benchmark-compare[=NUM|ID]`` and
 ``--benchmark-storage``. pytest-llmperf's part of each case is in its ``extra_info`` (identity,
 causes, per-round metric samples, a digest of its outputs), and the outputs themselves are stored
 once per distinct set under the file's top-level ``llmperf`` key.
+
+A merged run (``pytest-llmperf merge``) holds the cases of several machines: a case is found by its
+test id **and** the machine it ran on (``environment.machine_name``, the hardware fingerprint), so one
+baseline file serves a whole CI matrix, each machine compared with its own cases.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..measure.results import holds_no_cases, is_llmperf_case
+from ..measure.environment import machine_name
+from ..measure.results import holds_no_cases, is_llmperf_case, run_index, runs_of
 
 
 class BaselineError(Exception):
@@ -28,6 +33,8 @@ class BaselineCase:
     outputs: tuple[tuple[int, ...], ...] | None
     metric_samples: dict[str, list[float]]
     extra_info: dict
+    machine: str | None = None  # environment.machine_name of the run that measured it; None: no fingerprint
+    environment: dict = field(default_factory=dict)  # that run's fingerprint: {"hardware", "software"}
 
 
 @dataclass(frozen=True)
@@ -36,7 +43,7 @@ class Baseline:
     commit: dict  # pytest-benchmark's commit_info: id, time, dirty, branch...
     datetime: str | None
     machine_info: dict
-    cases: dict[str, BaselineCase] = field(default_factory=dict)
+    cases: dict[tuple[str, str | None], BaselineCase] = field(default_factory=dict)  # (test id, machine)
     holds_no_cases: str = ""  # when no benchmark in it is a pytest-llmperf case: what it holds, in one line
 
     @property
@@ -46,24 +53,20 @@ class Baseline:
         dirty = " (uncommitted changes)" if self.commit.get("dirty") else ""
         return f"{self.path.name} @ {commit}{dirty}, {self.datetime or self.commit.get('time') or 'unknown date'}"
 
-    def by_test(self, test_id: str) -> BaselineCase | None:
-        return self.cases.get(test_id)
+    def by_test(self, test_id: str, machine: str | None) -> BaselineCase | None:
+        """The case of this test measured on ``machine`` (a case saved without a fingerprint stands for
+        any machine)."""
+        return self.cases.get((test_id, machine)) or self.cases.get((test_id, None))
 
-    def by_identity(self, identity: dict) -> BaselineCase | None:
+    def elsewhere(self, test_id: str) -> list[BaselineCase]:
+        """The cases of this test, on whichever machine (asked when none is this machine's)."""
+        return [case for (test, _), case in self.cases.items() if test == test_id]
+
+    def by_identity(self, identity: dict, machine: str | None) -> BaselineCase | None:
         """A case of the same work, whichever test produced it (an outputs-only test matches the
-        benchmark that saved the outputs)."""
-        for case in self.cases.values():
-            if case.identity == identity and case.outputs is not None:
-                return case
-        return None
-
-    @property
-    def hardware(self) -> dict:
-        return (self.machine_info.get("llmperf") or {}).get("hardware") or {}
-
-    @property
-    def software(self) -> dict:
-        return (self.machine_info.get("llmperf") or {}).get("software") or {}
+        benchmark that saved the outputs), measured on ``machine`` where there is one."""
+        found = [case for case in self.cases.values() if case.identity == identity and case.outputs is not None]
+        return next((case for case in found if case.machine in (machine, None)), found[0] if found else None)
 
 
 def load(path: str | Path, require_cases: bool = False) -> Baseline:
@@ -79,18 +82,27 @@ def load(path: str | Path, require_cases: bool = False) -> Baseline:
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise BaselineError(f"baseline {str(path)!r} is not a pytest-benchmark JSON file (no 'benchmarks' list)")
     outputs = (data.get("llmperf") or {}).get("outputs") or {}
+    runs = runs_of(data, str(path))
+    environments = [(run.get("machine_info") or {}).get("llmperf") or {} for run in runs]
     cases = {}
     for bench in data["benchmarks"]:
         info = bench.get("extra_info") or {}
         ids = outputs.get(info.get("outputs"))
-        cases[bench.get("fullname", bench.get("name"))] = BaselineCase(
+        try:
+            environment = environments[run_index(bench, runs)]
+        except ValueError as exc:
+            raise BaselineError(f"baseline {str(path)!r}: {exc}") from None
+        case = BaselineCase(
             test_id=bench.get("fullname", bench.get("name")),
             identity=info.get("identity"),
             causes=info.get("causes") or {},
             outputs=tuple(tuple(sample) for sample in ids) if ids is not None else None,
             metric_samples=info.get("metric_samples") or {},
             extra_info=info,
+            machine=machine_name(environment.get("hardware")),
+            environment=environment,
         )
+        cases.setdefault((case.test_id, case.machine), case)  # as merging does: the first of a machine's repeats
     empty = "" if any(map(is_llmperf_case, data["benchmarks"])) else holds_no_cases(path, data["benchmarks"])
     if empty and require_cases:
         raise BaselineError(f"baseline {empty}")

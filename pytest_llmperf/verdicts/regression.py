@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from statistics import median
 
+from ..measure.environment import machine_name
 from ..measure.metrics import METRICS, Metric, rounds_at_equal_speed, speed_change
 from ..measure.stats import INCONCLUSIVE, REGRESSED, Change, compare
 from ..model import identity as identity_module
@@ -18,6 +19,7 @@ from .diagnose import CHANGED_INPUT, Divergence, diagnose
 from .gates import GateResult
 
 NO_BASELINE, NOT_COMPARABLE, COMPARED = "no baseline", "not comparable", "compared"
+NO_BASELINE_FOR_HARDWARE = "no baseline for this hardware"
 HARDWARE_KEYS = ("device_type", "cpu_model", "cpu_count", "cpus_available", "torch_num_threads",
                  "torch_num_interop_threads", "gpu_count", "gpus")
 
@@ -93,18 +95,22 @@ class BaselineComparison:
     drift: DriftCheck | None = None
     gates: tuple[GateResult, ...] = field(default_factory=tuple)
     stored_outputs: tuple = ()  # the baseline's token ids per sample, when its outputs were compared
+    other_hardware: str = ""  # the timing was not judged: the baseline has this case on other machines only (why)
 
 
-def environment_differences(baseline: Baseline, machine: dict) -> tuple[list[str], list[str]]:
-    """(hardware, software) differences, as ``name: before -> after``."""
-    now_hardware, now_software = machine.get("hardware", {}), machine.get("software", {})
-    if not baseline.hardware:
+def environment_differences(before: dict, machine: dict) -> tuple[list[str], list[str]]:
+    """(hardware, software) differences between the environment a baseline case was measured in
+    (``{"hardware", "software"}``, the fingerprint of the run that measured it) and this run's
+    ``machine``, as ``name: before -> after``."""
+    now_hardware, now_software = machine.get("hardware") or {}, machine.get("software") or {}
+    before_hardware, before_software = before.get("hardware") or {}, before.get("software") or {}
+    if not before_hardware:
         return ["the baseline has no pytest-llmperf environment fingerprint"], []
-    hardware = [f"{key}: {baseline.hardware.get(key)} -> {now_hardware.get(key)}" for key in HARDWARE_KEYS
-                if baseline.hardware.get(key) != now_hardware.get(key)]
-    software = [f"{key} {baseline.software.get(key)} -> {now_software.get(key)}"
-                for key in sorted(set(baseline.software) | set(now_software))
-                if baseline.software.get(key) != now_software.get(key)]
+    hardware = [f"{key}: {before_hardware.get(key)} -> {now_hardware.get(key)}" for key in HARDWARE_KEYS
+                if before_hardware.get(key) != now_hardware.get(key)]
+    software = [f"{key} {before_software.get(key)} -> {now_software.get(key)}"
+                for key in sorted(set(before_software) | set(now_software))
+                if before_software.get(key) != now_software.get(key)]
     return hardware, software
 
 
@@ -123,7 +129,15 @@ def compare_case(result, test_id: str, baseline: Baseline | None, machine: dict,
             return BaselineComparison(test_id, None, NO_BASELINE, reason,
                                       gates=(_fail("baseline", reason),))
         return None
-    case = _find(baseline, test_id, result.identity, outputs_only=outputs and not timing)
+    here = machine_name(machine.get("hardware"))
+    case = _find(baseline, test_id, here, result.identity, outputs_only=outputs and not timing)
+    other_hardware = ""
+    others = baseline.elsewhere(test_id) if case is None else []  # a merged baseline without this machine, or
+    if others:  # another machine's run
+        case = next((other for other in others if other.outputs is not None), others[0])  # its outputs still compare
+        if timing and result.timing is not None:
+            other_hardware = (f"{NO_BASELINE_FOR_HARDWARE}: this machine is {here}; the baseline has this case on "
+                              + "; ".join(dict.fromkeys(str(other.machine) for other in others)))
     if case is None:
         reason = f"no case {test_id} in the baseline"
         if baseline.holds_no_cases:  # a run --benchmark-compare selected, saved by plain benchmarks only
@@ -141,18 +155,23 @@ def compare_case(result, test_id: str, baseline: Baseline | None, machine: dict,
             reason += "; and " + "; ".join(causes)
         return BaselineComparison(test_id, baseline, NOT_COMPARABLE, reason,
                                   gates=(_note("baseline", f"not comparable: {reason}"),))
-    hardware, software = environment_differences(baseline, machine)
+    hardware, software = environment_differences(case.environment, machine)
     causes = [*identity_module.changed_causes(case.causes, result.causes), *moved]
     gates, checks, drift = [], [], None
-    if timing and result.timing is not None:
+    if other_hardware:  # timing is judged against this machine's own cases only
+        fails = settings.strict_env or settings.require_baseline
+        gates.append((_fail if fails else _note)("baseline", f"timing not judged: {other_hardware}"))
+    elif timing and result.timing is not None:
         checks = _metric_checks(result, case, thresholds, settings, hardware)
         gates += [_metric_gate(check, baseline, settings) for check in checks]
     if outputs and case.outputs is not None:
+        if case.machine not in (here, None):  # another machine's outputs: near-ties are expected, not a change
+            thresholds = replace(thresholds, tolerate_near_ties=True)
         drift = _drift(result, case, thresholds, settings, target, prompt_ids, moved)
         gates.append(_drift_gate(drift, causes, baseline))
     return BaselineComparison(test_id, baseline, COMPARED, "", tuple(hardware), tuple(software),
                               tuple(causes), tuple(checks), drift, tuple(gates),
-                              case.outputs if drift is not None else ())
+                              case.outputs if drift is not None else (), other_hardware)
 
 
 def _moved_model(case: BaselineCase, result) -> tuple[str, ...]:
@@ -174,10 +193,10 @@ def _only_the_model_differs(before: dict | None, now: dict) -> bool:
     return bool(before) and before != now and {**before, "model": now.get("model")} == now
 
 
-def _find(baseline: Baseline, test_id: str, work: dict, outputs_only: bool) -> BaselineCase | None:
-    case = baseline.by_test(test_id)
+def _find(baseline: Baseline, test_id: str, machine: str | None, work: dict, outputs_only: bool) -> BaselineCase | None:
+    case = baseline.by_test(test_id, machine)
     if case is None and outputs_only:  # an outputs-only test: the benchmark that saved the same work
-        case = baseline.by_identity(work)
+        case = baseline.by_identity(work, machine)
     return case
 
 
@@ -187,14 +206,17 @@ def _metric_checks(result, case: BaselineCase, thresholds, settings, hardware: l
 
 
 def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
-                  not_comparable: str = "") -> list[MetricCheck]:
+                  not_comparable: str = "", metrics: tuple[Metric, ...] = METRICS,
+                  intervals: bool = True) -> list[MetricCheck]:
     """Every metric both runs carry, compared round by round (from two cases' ``extra_info``), at
     equal machine speed when both carry speed-probe readings: a slower runner is not slower code.
     When the rounds cannot be scaled (the probe's readings varied too much) and the probe shows that
     the machine ran at another speed, the verdict is inconclusive, never regressed or unchanged.
-    With ``not_comparable`` (the reason), the values are shown and nothing is judged."""
+    With ``not_comparable`` (the reason), the values are shown and nothing is judged. ``metrics``: the
+    ones to compare; ``intervals=False``: no interval for a change within the tolerance (the history
+    report, which shows only the changes beyond it)."""
     checks = []
-    for metric in METRICS:
+    for metric in metrics:
         rounds = rounds_at_equal_speed(metric, baseline_info, now_info)
         if rounds is None:
             continue
@@ -202,7 +224,7 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
         raw_before, raw_now = baseline_info["metric_samples"][metric.name], now_info["metric_samples"][metric.name]
         tolerance = thresholds.tolerance_for(metric)
         change = None if not_comparable else compare(before, now, higher_is_better=metric.higher_is_better,
-                                                     tolerance=tolerance, alpha=alpha)
+                                                     tolerance=tolerance, alpha=alpha, interval=intervals)
         changed = "" if adjusted or change is None else speed_change(metric, baseline_info, now_info)
         if changed:
             change = replace(change, verdict=INCONCLUSIVE, reason=changed)

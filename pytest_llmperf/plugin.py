@@ -18,16 +18,7 @@ from .measure.progress import Sweep
 from .run.coverage import LeftOut
 from .run.parametrize import MODEL_PARAM, axis_marks, mark_perf_item
 from .run.startup import add_options, say_busy
-from .state import (
-    DROPPED,
-    LEFT_OUT,
-    NOTES,
-    PYTEST_SESSION,
-    SESSION,
-    SETTINGS,
-    SWEEP,
-    is_perf_test,
-)
+from .state import SESSION, SETTINGS, SWEEP, is_perf_test
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -38,12 +29,12 @@ def pytest_configure(config: pytest.Config) -> None:
     from .run.startup import settings_and_notes
 
     config.addinivalue_line("markers", MARKER_HELP)
-    config.stash[SETTINGS], config.stash[NOTES] = settings_and_notes(config)
-    config.stash[SWEEP], config.stash[LEFT_OUT] = Sweep(), LeftOut()
+    config.stash[SETTINGS], config.stash[state.NOTES] = settings_and_notes(config)
+    config.stash[SWEEP], config.stash[state.LEFT_OUT] = Sweep(), LeftOut()
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         from .run.distributed import Controller
 
-        config.pluginmanager.register(Controller(config, lambda: state.perf_session(config), config.stash[NOTES]),
+        config.pluginmanager.register(Controller(config, lambda: state.perf_session(config), config.stash[state.NOTES]),
                                       "llmperf-xdist-controller")
 
 
@@ -65,7 +56,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    session.config.stash[PYTEST_SESSION] = session
+    session.config.stash[state.PYTEST_SESSION] = session
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)  # around pytest-benchmark's, which writes the JSON first
@@ -75,7 +66,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus):
     if SESSION in session.config.stash:  # only where perf tests ran (on an xdist controller: were received)
         from .run import benchmark_session
 
-        session.config.stash[DROPPED] = benchmark_session.drop_interrupted(benchmark_session.of(session.config))
+        session.config.stash[state.DROPPED] = benchmark_session.drop_interrupted(benchmark_session.of(session.config))
     return (yield)
 
 
@@ -98,7 +89,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "llmperf" not in metafunc.fixturenames and metafunc.definition.get_closest_marker(MARKER) is None:
         return
     config = metafunc.config
-    keep = config.stash[LEFT_OUT].model_filter(config.stash[SETTINGS], marker_kwargs(metafunc.definition) or {})
+    keep = config.stash[state.LEFT_OUT].model_filter(config.stash[SETTINGS], marker_kwargs(metafunc.definition) or {})
     marks = axis_marks(metafunc, state.test_settings(config, metafunc.definition).axes, keep)
     for mark in reversed(marks):  # each goes first: model axes, strategy, batch size, then the test's own
         metafunc.definition.add_marker(mark, append=False)
@@ -200,7 +191,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
             raise
         regression = True
     fail = summary(terminalreporter, config, config.stash.get(SESSION, None), state.summary_notes(config),
-                   config.stash.get(DROPPED, []), regression)
-    session = config.stash.get(PYTEST_SESSION, None)
+                   config.stash.get(state.DROPPED, []), regression)
+    session = config.stash.get(state.PYTEST_SESSION, None)
     if fail and session is not None and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -306,4 +306,4 @@ def test_something_else_writes_a_file_named_report():
     result.assert_outcomes(passed=2)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*= llmperf results =*", f"llmperf: report not written: {pytester.path / 'report'}: "
-                                 "File exists", "*= 2 passed in *"])
+                                 "File exists", "*= 2 passed* in *"])  # "2 passed, 1 warning" on a busy machine

@@ -38,7 +38,7 @@ def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[dict], bool] | N
     if MODEL_PARAM in metafunc.fixturenames and model_axes:
         combos = list(itertools.product(*(getattr(axes, MODEL_AXES[name]) for name in model_axes)))
         if keep is not None:
-            first = {name: getattr(axes, field)[0] for name, field in MODEL_AXES.items()}
+            first = first_model_axes(axes)
             combos = [combo for combo in combos if keep({**first, **dict(zip(model_axes, combo))})] or combos
         named = [name for name in model_axes if name in signature]
         values = [(tuple(zip(model_axes, combo)), *(combo[model_axes.index(name)] for name in named))
@@ -67,12 +67,17 @@ def own_parametrized_names(definition) -> set[str]:
     return names
 
 
+def first_model_axes(axes) -> dict:
+    """Each model axis at its first configured value: what an axis a test does not vary takes."""
+    return {name: getattr(axes, field)[0] for name, field in MODEL_AXES.items()}
+
+
 def model_axes(node, axes) -> dict:
     """The model configuration of a test: its ``_llmperf_model`` parameter, and the axes the test
     parametrizes itself; an axis neither gives takes its first configured value."""
     callspec = getattr(node, "callspec", None)
     params = callspec.params if callspec else {}
-    chosen = {name: getattr(axes, field)[0] for name, field in MODEL_AXES.items()}
+    chosen = first_model_axes(axes)
     chosen.update(dict(params.get(MODEL_PARAM, ())))
     chosen.update({name: params[name] for name in own_parametrized_names(node) & set(MODEL_AXES) if name in params})
     return chosen

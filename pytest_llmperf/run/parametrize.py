@@ -12,12 +12,14 @@ import itertools
 
 import pytest
 
-from ..settings.config import compile_id
+from ..settings.config import compile_id, quantization_id
 
 # Axis name -> Axes field.
-MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
+MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes",
+              "quantization": "quantizations"}
 RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
-AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}  # bs16, bsmax
+# bs16, bsmax; int8weight (and nothing for no quantization, so that the ids of unquantized configurations stay)
+AXIS_IDS = {"compile_mode": compile_id, "quantization": quantization_id, "batch_size": lambda size: f"bs{size}"}
 MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
 
 
@@ -35,7 +37,7 @@ def axis_marks(metafunc: pytest.Metafunc, axes) -> list:
         named = [name for name in model_axes if name in signature]
         values = [(tuple(zip(model_axes, combo)), *(combo[model_axes.index(name)] for name in named))
                   for combo in combos]
-        ids = ["-".join(AXIS_IDS.get(name, str)(value) for name, value in zip(model_axes, combo)) for combo in combos]
+        ids = [model_id(zip(model_axes, combo)) for combo in combos]
         marks.append(pytest.mark.parametrize([MODEL_PARAM, *named] if named else MODEL_PARAM,
                                              values if named else [value[0] for value in values],
                                              ids=ids, scope="session"))
@@ -48,7 +50,13 @@ def axis_marks(metafunc: pytest.Metafunc, axes) -> list:
 
 
 def _axis_mark(name: str, values, scope: str):
-    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) for value in values], scope=scope)
+    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) or str(value) for value in values],
+                                   scope=scope)
+
+
+def model_id(axes) -> str:
+    """``sdpa-nocompile-float32``, ``sdpa-nocompile-bfloat16-int8weight``: the id of (axis name, value) pairs."""
+    return "-".join(piece for piece in (AXIS_IDS.get(name, str)(value) for name, value in axes) if piece)
 
 
 def own_parametrized_names(definition) -> set[str]:
@@ -76,4 +84,4 @@ def configuration_group(item) -> str | None:
     model = dict(callspec.params.get(MODEL_PARAM, ())) if callspec else {}
     if not model:
         return None
-    return "llmperf-" + "-".join(AXIS_IDS.get(name, str)(value) for name, value in model.items())
+    return "llmperf-" + model_id(model.items())

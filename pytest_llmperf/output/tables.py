@@ -147,15 +147,15 @@ def _table(ordered: list[dict]) -> str:
     rounds = {len(r["extra_info"]["round_s"]) for r in ordered if r["timed"]}
     timing_note = f"median of {'/'.join(map(str, sorted(rounds)))} measured round(s)" if rounds else "untimed"
     model = first["model"]
+    quantized = first.get("quantization") not in (None, NO_QUANTIZATION)  # a run saved before quantization: None
     if is_shape(model):  # name the source: nothing was loaded
-        model += f" (random weights, built in {first['load_time_s']:.1f} s)"
+        model += f" (random weights, built{' and quantized' if quantized else ''} in {first['load_time_s']:.1f} s)"
     if first.get("prompt_tokens") is not None:
         workload = (f"dataset synthetic: {first['num_samples']} prompts x {first['prompt_tokens']} tokens, exactly "
                     f"{first['max_new_tokens']} new tokens each (EOS ignored)")
     else:
         workload = (f"dataset {first['dataset']}:{first['split']}, {first['num_samples']} samples, max_new_tokens "
                     f"{first['max_new_tokens']}")
-    quantized = first.get("quantization") not in (None, NO_QUANTIZATION)  # a run saved before quantization: None
     details = f"{first['dtype']}, attn {first['attn_implementation']}" + (
         f", quantization {first['quantization']}" if quantized else "")
     title = f"llmperf: {model} [{first['config']}] on {first['device']} ({details}) | {workload} | total time = {timing_note}"

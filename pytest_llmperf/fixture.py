@@ -42,10 +42,12 @@ class LLMPerf:
     # -- what the test runs against -------------------------------------------------------------
     @property
     def target(self):
-        """The loaded model (``.model``, ``.tokenizer``, ``.device``...), loaded once per configuration."""
+        """The loaded model (``.model``, ``.tokenizer``, ``.device``...), loaded once per configuration. A
+        quantized one loads after the unquantized model's bs=1 outputs, its reference, are known."""
         try:
+            runner.unquantized_reference(self._session, self.spec)
             return self._session.target(self.spec)
-        except LoadError as exc:
+        except (LoadError, WorkloadError) as exc:
             error = exc
         if isinstance(error, UnsupportedCombination):
             pytest.skip(str(error))

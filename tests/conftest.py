@@ -37,6 +37,23 @@ def test_throughput(llmperf, strategy, batch_size):
     llmperf.benchmark(strategy, batch_size)
 '''
 
+MARKED_SUITE = '''
+import pytest
+
+@pytest.mark.llmperf({overrides})
+def test_marked(llmperf, strategy, batch_size):
+    pass
+
+def test_default(llmperf, strategy, batch_size):
+    pass
+'''
+
+
+def marked_suite(**overrides) -> str:
+    """Two perf tests that only collect: one marked with these axis overrides, one with the session's axes."""
+    return MARKED_SUITE.format(overrides=", ".join(f"{key}={value!r}" for key, value in overrides.items()))
+
+
 RIGHT_PADDING_CONFTEST = '''
 from pytest_llmperf import register_strategy
 from pytest_llmperf.strategies.manual import ManualStrategy

@@ -42,7 +42,7 @@ def test_throughput(llmperf, strategy, batch_size):
 @pytest.mark.skipif(resolved_auto_device() != "cpu", reason="what full leaves out is a CPU's")
 def test_full_leaves_out_what_cannot_run_here_and_says_so_once(run_suite):
     result = run_suite("--collect-only", "-q", "--llmperf-coverage=full", "--llmperf-strategies=manual",
-                       "--llmperf-batch-sizes=1")
+                       "--llmperf-batch-sizes=1", "--llmperf-quantization=none")
     ids = collected(result)
     assert len(ids) == 3 * 2 * 4  # float32/bfloat16/float16 x eager/sdpa x every compile mode
     assert not [i for i in ids if "flash" in i or "flex" in i]
@@ -56,10 +56,29 @@ def test_full_leaves_out_what_cannot_run_here_and_says_so_once(run_suite):
     ])
 
 
+@pytest.mark.skipif(resolved_auto_device() != "cpu", reason="what full leaves out is a CPU's")
+def test_full_takes_every_quantization_method_that_runs_here(run_suite):
+    from pytest_llmperf.model.quantization import unsupported_reason
+    from pytest_llmperf.settings.config import quantization_id
+    from pytest_llmperf.settings.options import NO_QUANTIZATION, QUANTIZATIONS
+
+    result = run_suite("--collect-only", "-q", "--llmperf-coverage=full", "--llmperf-strategies=manual",
+                       "--llmperf-batch-sizes=1", "--llmperf-attn=sdpa", "--llmperf-compile=none",
+                       "--llmperf-dtype=float32")
+    runs = [m for m in QUANTIZATIONS if unsupported_reason(m, False, "float32") is None and m != NO_QUANTIZATION]
+    expected = ["sdpa-nocompile-float32-manual-bs1"] + [
+        f"sdpa-nocompile-float32-{quantization_id(m)}-manual-bs1" for m in runs]
+    assert sorted(collected(result)) == sorted(expected)
+    for method in set(QUANTIZATIONS) - set(runs) - {NO_QUANTIZATION}:  # its package is missing, or CUDA-only
+        result.stdout.fnmatch_lines([f"llmperf: --llmperf-coverage full left out *sdpa-nocompile-float32-"
+                                     f"{quantization_id(method)}*: {unsupported_reason(method, False, 'float32')}"])
+
+
 @pytest.mark.skipif(resolved_auto_device() != "cpu", reason="flash_attention_2 runs on a GPU")
 def test_asked_for_by_name_a_configuration_that_cannot_run_still_skips_with_its_reason(run_suite):
     result = run_suite("-rs", "--llmperf-coverage=full", "--llmperf-attn=flash_attention_2", "--llmperf-dtype=bfloat16",
-                       "--llmperf-compile=none", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
+                       "--llmperf-compile=none", "--llmperf-quantization=none", "--llmperf-strategies=manual",
+                       "--llmperf-batch-sizes=1")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*flash_attention_2 needs a CUDA device"])
     assert "left out" not in result.stdout.str()

@@ -1,5 +1,7 @@
 """Parametrization: readable, stable ids; a marker overrides the axes for one test."""
 
+from conftest import marked_suite
+
 
 def test_ids_follow_the_configured_axes(run_suite):
     result = run_suite("--collect-only", "-q", "--llmperf-strategies", "pipeline,manual",
@@ -15,18 +17,8 @@ def test_ids_follow_the_configured_axes(run_suite):
 
 
 def test_marker_overrides_axes_for_one_test(run_suite):
-    suite = '''
-import pytest
-
-@pytest.mark.llmperf(batch_sizes=[1, 8], strategies=["pipeline"])
-def test_marked(llmperf, strategy, batch_size):
-    pass
-
-def test_default(llmperf, strategy, batch_size):
-    pass
-'''
     result = run_suite("--collect-only", "-q", "--llmperf-strategies", "manual", "--llmperf-batch-sizes", "2",
-                       suite=suite)
+                       suite=marked_suite(batch_sizes=[1, 8], strategies=["pipeline"]))
     result.stdout.fnmatch_lines([
         "test_perf.py::test_marked[[]sdpa-nocompile-float32-pipeline-bs1]",
         "test_perf.py::test_marked[[]sdpa-nocompile-float32-pipeline-bs8]",

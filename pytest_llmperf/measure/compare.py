@@ -1,4 +1,5 @@
-"""Output consistency: a run's generations against the batch-size-1 baseline and the reference column.
+"""Output consistency: a run's generations against the batch-size-1 baseline, against the unquantized
+model's bs=1 outputs (a quantized configuration), and against the reference column.
 
 Similarity is difflib's ``SequenceMatcher`` ratio over whitespace-split words, as the FoodExtract
 tutorial computes it; exact match compares generated token ids.
@@ -12,6 +13,9 @@ from statistics import fmean
 from typing import Sequence
 
 from ..strategies.base import Generations
+
+# The kinds of divergence ``verdicts.diagnose`` tells apart (defined here, below it, so that a result can count them)
+NEAR_TIE, CONFIDENT, ENDED, CHANGED_INPUT = "near-tie", "confident change", "length only", "changed input"
 
 
 def similarity(a: str, b: str) -> float:
@@ -57,6 +61,43 @@ def compare(candidate: Generations, baseline: Generations) -> Consistency:
         samples.append(SampleDiff(index, exact, 1.0 if exact else similarity(got.text, want.text)))
         length_matches += len(got.token_ids) == len(want.token_ids)
     return Consistency(tuple(samples), length_matches)
+
+
+@dataclass(frozen=True)
+class AgainstUnquantized:
+    """A quantized configuration's outputs against the unquantized model's bs=1 outputs (the same model,
+    dtype, attention and compile mode), and why each differing sample differs: a divergence diagnosed
+    at its first differing token under the quantized model (``verdicts.diagnose``: a near-tie, where
+    quantization tipped a close call, or a confident change, where it changed what the model prefers)."""
+
+    consistency: Consistency
+    reference: Generations  # the unquantized bs=1 outputs
+    divergences: tuple  # ``diagnose.Divergence`` of each differing sample, in sample order
+
+    @property
+    def exact_match(self) -> float:
+        return self.consistency.exact_match
+
+    @property
+    def similarity(self) -> float:
+        return self.consistency.similarity
+
+    @property
+    def length_match(self) -> float:
+        return self.consistency.length_matches / len(self.consistency.samples)
+
+    def kinds(self) -> dict[str, int]:
+        """Differing samples per kind of divergence: ``{"near-tie": 2, "confident change": 1, "length only": 0}``
+        (the inputs are the same, so none is a changed input)."""
+        counts = dict.fromkeys((NEAR_TIE, CONFIDENT, ENDED), 0)
+        for divergence in self.divergences:
+            counts[divergence.kind] += 1
+        return counts
+
+
+def divergence_summary(kinds: dict[str, int]) -> str:
+    """``2 near-tie, 1 confident change``; ``none`` when no sample differs."""
+    return ", ".join(f"{count} {kind}" for kind, count in kinds.items() if count) or "none"
 
 
 @dataclass(frozen=True)

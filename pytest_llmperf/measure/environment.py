@@ -76,7 +76,8 @@ def busy_machine(processes: int = 1) -> str | None:
     return None
 
 
-SOFTWARE = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "flash-attn", "kernels")
+SOFTWARE = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "flash-attn", "kernels",
+            "torchao", "bitsandbytes", "optimum-quanto")  # the quantization backends: they change quantized outputs
 
 
 def machine_info(device: str) -> dict:

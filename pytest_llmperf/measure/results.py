@@ -10,7 +10,7 @@ from ..model.identity import digest, work_identity
 from ..settings.config import ModelSpec, WorkloadSpec
 from ..strategies.base import Generations
 from . import latency, roofline, telemetry
-from .compare import Consistency, ReferenceScore
+from .compare import AgainstUnquantized, Consistency, ReferenceScore
 from .metrics import samples as metric_samples
 from .timing import Timing
 
@@ -28,12 +28,17 @@ FAMILIES = {"<distribution>_<statistic>": tuple(f"{name}_{stat}" for name in lat
 EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
     ("What ran", {
         "model": "the model, as given (hub id, directory or `builtin`)",
-        "config": "the configuration id: attention, compile mode, dtype (`sdpa-nocompile-float32`)",
+        "config": "the configuration id: attention, compile mode, dtype and quantization, if any "
+                  "(`sdpa-nocompile-float32`, `sdpa-nocompile-float32-quantoint8`)",
         "strategy": "the batching strategy",
         "batch_size": "the batch size it ran at (for `max`, the size found)",
         "attn_implementation": "the attention the model actually runs",
         "compile_mode": "the `torch.compile` mode (`none`: not compiled)",
         "dtype": "the dtype, resolved (`auto` becomes what loaded)",
+        "quantization": "the quantization method applied at load (`none`, `int8-weight`, `bnb-4bit`, ...; "
+                        "[quantization](quantization.md))",
+        "quantization_config": "the quantization config as transformers applied it (its `to_dict()`); null "
+                               "without quantization",
         "device": "the device, resolved (`auto` becomes `cpu` or `cuda:N`)",
         "num_samples": "prompts per round",
         "dataset": "the dataset, as given",
@@ -57,6 +62,15 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "similarity_to_reference": "mean word-level similarity to the reference column (null without one)",
         "exact_match_to_reference": "fraction of samples equal to their reference (null without a reference column)",
         "references_missing": "rows without a reference, left out of both reference scores",
+        "exact_match_to_unquantized": "fraction of samples whose token ids equal the unquantized model's at bs=1 "
+                                      "(same model, dtype, attention and compile mode); null without quantization",
+        "similarity_to_unquantized": "mean word-level similarity to the unquantized model's bs=1 outputs; null "
+                                     "without quantization",
+        "length_match_to_unquantized": "fraction of samples as long as the unquantized model's; null without "
+                                       "quantization",
+        "divergences_from_unquantized": "the samples that differ from the unquantized model's, per kind of "
+                                        "divergence at their first differing token: `{\"near-tie\": n, "
+                                        "\"confident change\": n, \"length only\": n}`; null without quantization",
         "load_time_s": "model load time (excludes creating the CUDA context)",
         "compile_time_s": "the first compilation, triggered at load (null without a compile mode)",
         "round_s": "each measured round's time (null when untimed)",
@@ -86,6 +100,8 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "gc_pause_s_in_measured_rounds": "their total pause (null when untimed)",
     }),
     ("[Memory](memory-energy-roofline.md#memory): null when untimed or not measurable here", {
+        "weight_memory_mb": "what the model's parameters hold, MB of 2**20 bytes: a quantized weight by its "
+                            "quantized data and scales (also untimed)",
         "peak_memory_mb": "peak memory of the measured rounds, MB of 2**20 bytes",
         "peak_memory_above_model_mb": "the peak minus what was resident right after the model loaded",
         "peak_memory_reserved_mb": "what torch's caching allocator held at most (CUDA only)",
@@ -181,6 +197,9 @@ class RunResult:
     batch_size_search: dict | None = None  # how batch size "max" was found (max_batch.BatchSearch.info)
     efficiency: dict | None = None  # the bandwidth roofline (roofline.efficiency); None when untimed
     padding_fraction: float | None = None  # padded over all prefill positions (PaddingCounter); None: no padding
+    weight_bytes: int | None = None  # what the parameters hold (quantization.weight_bytes)
+    quantization_config: dict | None = None  # as transformers applied it; None without quantization
+    unquantized: AgainstUnquantized | None = None  # a quantized configuration against the unquantized bs=1 outputs
 
     @property
     def num_samples(self) -> int:
@@ -227,6 +246,7 @@ class RunResult:
             "attn_implementation": self.attn_implementation,
             "compile_mode": self.spec.compile_mode,
             "dtype": self.dtype,
+            "quantization": self.spec.quantization,
             "device": self.device,
             "num_samples": self.num_samples,
             "generated_tokens": self.generations.generated_tokens,
@@ -254,6 +274,15 @@ class RunResult:
             "config_hash": self.spec.hash,
             "workload_hash": self.workload.hash,
             "batch_size_search": self.batch_size_search,
+            "quantization_config": self.quantization_config,
+            "weight_memory_mb": None if self.weight_bytes is None else self.weight_bytes / 2 ** 20,
+        })
+        unquantized = self.unquantized
+        info.update({
+            "exact_match_to_unquantized": unquantized.exact_match if unquantized else None,
+            "similarity_to_unquantized": unquantized.similarity if unquantized else None,
+            "length_match_to_unquantized": unquantized.length_match if unquantized else None,
+            "divergences_from_unquantized": unquantized.kinds() if unquantized else None,
         })
         info.update(self.conditions)
         steadiness = self.timing.steadiness if self.timing else None

@@ -6,8 +6,9 @@ case reached is
 
     roofline = (bytes a decode step must read / measured decode step time) / memory bandwidth
 
-* **Bytes a step must read**: the weights (every parameter once: tied embeddings count once, and an
-  untied input embedding not at all, since a step looks up one row of it per sequence), plus
+* **Bytes a step must read**: the weights (every parameter once, as held: a quantized weight by its
+  quantized bytes and scales; tied embeddings count once, and an untied input embedding not at all,
+  since a step looks up one row of it per sequence), plus
   ``sequences per step`` x the KV cache of one sequence at the mean decode context (the prompt and
   half the generated tokens), ``2 x layers x KV heads x head dim x bytes per element`` per token.
   This is a lower bound: padding, activations and a strategy's own traffic are not counted.
@@ -42,6 +43,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+
+from ..model.quantization import tensor_bytes, weight_bytes
 
 PROBE_BYTES = 256 * 2 ** 20  # far above any CPU's last-level cache; a fraction of a second to copy
 PROBE_COPIES = 3
@@ -146,15 +149,12 @@ class DecodeBytes:
 
 
 def decode_bytes(model) -> DecodeBytes:
-    """What a decode step of ``model`` must read, from its parameters and config."""
-    seen, weights = set(), 0
-    for parameter in model.parameters():
-        if parameter.data_ptr() not in seen:
-            seen.add(parameter.data_ptr())
-            weights += parameter.numel() * parameter.element_size()
+    """What a decode step of ``model`` must read, from its parameters (as held: a quantized weight by
+    its quantized bytes) and config."""
+    weights = weight_bytes(model)
     inputs, outputs = model.get_input_embeddings(), model.get_output_embeddings()
-    if inputs is not None and (outputs is None or outputs.weight.data_ptr() != inputs.weight.data_ptr()):
-        weights -= inputs.weight.numel() * inputs.weight.element_size()  # a lookup reads one row per sequence
+    if inputs is not None and (outputs is None or outputs.weight is not inputs.weight):
+        weights -= tensor_bytes(inputs.weight)  # a lookup reads one row per sequence
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     heads = config.num_attention_heads
     kv_heads = getattr(config, "num_key_value_heads", None) or heads

@@ -18,6 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..settings.options import NO_QUANTIZATION
+
 DIGEST_CHARS = 16
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")
 # Generation-config keys that record where a config came from, not what it does.
@@ -91,13 +93,16 @@ def causes(target, workload) -> dict:
 def work_identity(result) -> dict:
     """The question a case answers (``result``: a ``RunResult``). A ``shape:`` model adds its config
     digest and seed (``shapes.revision``: another config is another model under the same name), the
-    synthetic workload its prompt length; every other case's identity is what it was before them."""
+    synthetic workload its prompt length, a quantized configuration its method; every other case's
+    identity is what it was before them."""
     spec, workload = result.spec, result.workload
     extra = {}
     if str(result.causes.get("model_revision", "")).startswith("shape:"):
         extra["shape"] = result.causes["model_revision"]
     if workload.prompt_tokens is not None:
         extra["prompt_tokens"] = workload.prompt_tokens
+    if spec.quantization != NO_QUANTIZATION:
+        extra["quantization"] = spec.quantization
     return {
         "model": spec.model,
         "dataset": workload.dataset,

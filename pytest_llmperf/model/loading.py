@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from ..settings.config import ModelSpec
 from ..settings.options import BUILTIN
-from . import builtin, shapes
+from . import builtin, quantization, shapes
 from .identity import model_revision
 
 WARMUP_PROMPT = "Hello"
@@ -43,6 +43,8 @@ class LoadedModel:
     compile_time_s: float | None = None
     eos_token_ids: frozenset = field(default_factory=frozenset)
     revision: str = ""  # identity.model_revision: a hub commit, or a digest of a local directory
+    weight_bytes: int | None = None  # what the weights hold, quantized or not (quantization.weight_bytes)
+    quantization_config: dict | None = None  # as transformers applied it (quantization.applied_config)
     model_bytes: int | None = None  # resident once this configuration is ready (``ready``): what the
     # peak memory of its cases is "above the model" of
     is_ready: bool = False
@@ -154,7 +156,7 @@ def unsupported_reason(spec: ModelSpec) -> str | None:
         return "flex_attention on CPU fails inside torch inductor's C++ compile; run it on CUDA"
     if spec.dtype == "bfloat16" and on_cuda and not torch.cuda.is_bf16_supported():
         return "bfloat16 is not supported by this GPU"
-    return None
+    return quantization.unsupported_reason(spec.quantization, on_cuda, spec.dtype)
 
 
 def model_source(model: str) -> str:
@@ -167,8 +169,8 @@ def _looks_like_a_path(source: str) -> bool:
 
 
 def load(spec: ModelSpec) -> LoadedModel:
-    """Load tokenizer and model (or build a ``shape:`` model on the device), move to the device, and
-    trigger compilation outside measured time."""
+    """Load tokenizer and model (or build a ``shape:`` model on the device), quantized at load when the
+    spec says so (``quantization.py``), move to the device, and trigger compilation outside measured time."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -183,6 +185,7 @@ def load(spec: ModelSpec) -> LoadedModel:
     if device.startswith("cuda"):
         torch.zeros(1, device=device)  # the CUDA context (seconds, once per process) is not this model's load time
         torch.cuda.synchronize(device)
+    quantized = quantization.is_quantized(spec.quantization)
     start = time.perf_counter()
     try:
         if shape:  # built on the device, random weights: nothing is loaded
@@ -195,11 +198,14 @@ def load(spec: ModelSpec) -> LoadedModel:
                 dtype="auto" if spec.dtype == "auto" else getattr(torch, spec.dtype),
                 attn_implementation=spec.attn_implementation,
                 output_loading_info=True,
+                # quantized on the device it runs on, as a user loads it (device_map); unquantized: as before
+                **({"quantization_config": quantization.quantization_config(spec.quantization, spec.dtype),
+                    "device_map": {"": torch.device(device)}} if quantized else {}),
             )
     except shapes.ShapeError as exc:
         raise LoadError(f"cannot load model {spec.model!r}: {exc}") from None
     except Exception as exc:  # OSError for unknown ids/offline, ValueError for unsupported attention...
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        message = shapes.one_line(exc)
         if isinstance(exc, ValueError) and "does not support" in message and "ttention" in message:
             first_sentence = message.split(". ")[0].rstrip(".")
             raise UnsupportedCombination(
@@ -210,7 +216,15 @@ def load(spec: ModelSpec) -> LoadedModel:
             message = f"{unreadable_weights(source)} is truncated or corrupt (safetensors: {detail})"
         elif shape:
             message = shapes.explain(exc, spec.model)
+        if quantized:
+            message = f"quantization {spec.quantization}: {message}"
         raise LoadError(f"cannot load model {spec.model!r}: {message}") from None
+    if shape and quantized:  # the built model's weights, through the quantizer a checkpoint's go through
+        try:
+            model = quantization.quantize_built(model, spec.quantization, spec.dtype, device, spec.attn_implementation)
+        except Exception as exc:
+            raise LoadError(f"cannot load model {spec.model!r}: quantization {spec.quantization}: "
+                            f"{shapes.one_line(exc)}") from None
     problem = not_a_causal_lm(model, loading_info)
     if problem:
         del model, loading_info  # not kept alive by the error's traceback for the rest of the session
@@ -229,6 +243,8 @@ def load(spec: ModelSpec) -> LoadedModel:
         load_time_s=0.0,
         eos_token_ids=_eos_ids(model, tokenizer),
         revision=shapes.revision(spec.model) if shape else model_revision(source, model),
+        weight_bytes=quantization.weight_bytes(model),
+        quantization_config=quantization.applied_config(model),
     )
     loaded.sync()
     loaded.load_time_s = time.perf_counter() - start

@@ -67,7 +67,7 @@ def read_config(model: str) -> dict:
     try:
         raw = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise ShapeError(f"{path} is not a readable JSON config: {_one_line(exc)}") from None
+        raise ShapeError(f"{path} is not a readable JSON config: {one_line(exc)}") from None
     if not isinstance(raw, dict):
         raise ShapeError(f"{path} is not a JSON object")
     if "model_type" not in raw:
@@ -178,7 +178,7 @@ def _leaves(value):
         yield value
 
 
-def _one_line(exc: Exception) -> str:
+def one_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

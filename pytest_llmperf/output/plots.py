@@ -12,7 +12,7 @@
 * **Machines side by side** (a merged run, ``draw_machines``): per model configuration and strategy,
   samples/s by batch size, a bar per machine.
 
-Every figure's title names the model, the device, dtype, attention and compile mode. A bar of a
+Every figure's title names the model, the device, dtype, attention, compile mode and quantization. A bar of a
 timed figure carries the spread of the measured rounds as an error bar (the slowest and the fastest
 round), and a case whose rounds were not steady has its value marked ``~`` (as in the tables), said
 under the figure.
@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 from statistics import median
 
+from ..settings.options import NO_QUANTIZATION
 from .machines import workload_title
 from .saved import config_id
 from .tables import UNSTEADY, batch_size_label, unsteady
@@ -56,8 +57,10 @@ def slug(text: str) -> str:
 
 
 def title(info: dict, what: str) -> str:
+    quantization = f", {info['quantization']}" if info.get("quantization") not in (None, NO_QUANTIZATION) else ""
     return (f"{what}\n{info['model']} on {info['device']} | {info['dtype']}, attn {info['attn_implementation']}, "
-            f"compile {info['compile_mode']} | {info['num_samples']} samples, max_new_tokens {info['max_new_tokens']}")
+            f"compile {info['compile_mode']}{quantization} | {info['num_samples']} samples, max_new_tokens "
+            f"{info['max_new_tokens']}")
 
 
 def _differ(info: dict) -> int:

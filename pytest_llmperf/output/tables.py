@@ -14,11 +14,16 @@ from __future__ import annotations
 
 from statistics import median
 
+from ..measure.compare import divergence_summary
 from ..measure.results import SECONDS_PER_DAY, RunResult
 from ..model.shapes import is_shape
+from ..settings.options import NO_QUANTIZATION
 
 COLUMNS = ("batch size", "strategy", "length match", "avg similarity to bs=1", "avg similarity to reference",
            "total time", "samples/s", "speedup vs bs=1", "projected samples per day", "prefill padding")
+# A quantized configuration's table adds its outputs against the unquantized model's bs=1 outputs, after the
+# bs=1 column: samples identical, mean similarity, and how the others diverge (near-tie or confident change).
+UNQUANTIZED_COLUMNS = ("match unquantized", "similarity to unquantized", "divergence from unquantized")
 
 
 def render(records: list[dict]) -> str:
@@ -72,6 +77,7 @@ def _second_table(ordered: list[dict]) -> str:
         "ITL p50": lambda info: milliseconds(info.get("itl_ms_p50")),
         "ITL p95": lambda info: milliseconds(info.get("itl_ms_p95")),
         "e2e p95": lambda info: milliseconds(info.get("e2e_ms_p95")),
+        "weights": lambda info: megabytes(info.get("weight_memory_mb")),
         "peak memory": lambda info: megabytes(info.get("peak_memory_mb")),
         "above the model": lambda info: megabytes(info.get("peak_memory_above_model_mb")),
         "reserved (CUDA)": lambda info: megabytes(info.get("peak_memory_reserved_mb")),
@@ -143,8 +149,9 @@ def _table(ordered: list[dict], machine: str | None = None) -> str:
     rounds = {len(r["extra_info"]["round_s"]) for r in ordered if r["timed"]}
     timing_note = f"median of {'/'.join(map(str, sorted(rounds)))} measured round(s)" if rounds else "untimed"
     model = first["model"]
+    quantized = first.get("quantization") not in (None, NO_QUANTIZATION)  # a run saved before quantization: None
     if is_shape(model):  # name the source: nothing was loaded
-        model += f" (random weights, built in {first['load_time_s']:.1f} s)"
+        model += f" (random weights, built{' and quantized' if quantized else ''} in {first['load_time_s']:.1f} s)"
     if first.get("prompt_tokens") is not None:
         workload = (f"dataset synthetic: {first['num_samples']} prompts x {first['prompt_tokens']} tokens, exactly "
                     f"{first['max_new_tokens']} new tokens each (EOS ignored)")
@@ -152,8 +159,9 @@ def _table(ordered: list[dict], machine: str | None = None) -> str:
         workload = (f"dataset {first['dataset']}:{first['split']}, {first['num_samples']} samples, max_new_tokens "
                     f"{first['max_new_tokens']}")
     device = f"{first['device']} of {machine}" if machine else first["device"]
-    title = (f"llmperf: {model} [{first['config']}] on {device} ({first['dtype']}, "
-             f"attn {first['attn_implementation']}) | {workload} | total time = {timing_note}")
+    details = f"{first['dtype']}, attn {first['attn_implementation']}" + (
+        f", quantization {first['quantization']}" if quantized else "")
+    title = f"llmperf: {model} [{first['config']}] on {device} ({details}) | {workload} | total time = {timing_note}"
     bs1_rows = {(r["test"], r["extra_info"]["strategy"]): r for r in ordered if r["extra_info"]["batch_size"] == 1}
     body = []
     for record in ordered:
@@ -170,6 +178,7 @@ def _table(ordered: list[dict], machine: str | None = None) -> str:
             info["strategy"],
             f"{round(info['length_match_to_bs1'] * info['num_samples'])}/{info['num_samples']}",
             f"{info['similarity_to_bs1']:.3f}",
+            *(_unquantized_cells(info) if quantized else ()),
             _reference_cell(info),
             f"{mark}{median(info['round_s']):.3f} s" if timed else "-",
             f"{mark}{info['samples_per_s']:.2f}" if timed else "-",
@@ -177,7 +186,8 @@ def _table(ordered: list[dict], machine: str | None = None) -> str:
             f"{mark}{info['samples_per_s'] * SECONDS_PER_DAY:,.0f}" if timed else "-",
             _padding_cell(info),
         ])
-    columns = (("test",) if len(tests) > 1 else ()) + COLUMNS
+    columns = (("test",) if len(tests) > 1 else ()) + COLUMNS[:4] + (UNQUANTIZED_COLUMNS if quantized else ()) \
+        + COLUMNS[4:]
     widths = _widths(columns, body)
     lines = [title, _row(columns, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [_row(cells, widths) for cells in body]
@@ -199,6 +209,15 @@ def _padding_cell(info: dict) -> str:
     if "padding_fraction" not in info:
         return "-"
     return "n/a" if info["padding_fraction"] is None else f"{info['padding_fraction']:.1%}"
+
+
+def _unquantized_cells(info: dict) -> tuple[str, str, str]:
+    """Samples identical to the unquantized model's bs=1 outputs, the mean similarity, the divergences."""
+    if info.get("exact_match_to_unquantized") is None:
+        return "-", "-", "-"
+    identical = round(info["exact_match_to_unquantized"] * info["num_samples"])
+    return (f"{identical}/{info['num_samples']}", f"{info['similarity_to_unquantized']:.3f}",
+            divergence_summary(info["divergences_from_unquantized"]))
 
 
 def _reference_cell(info: dict) -> str:
@@ -341,6 +360,8 @@ def junit_properties(result: RunResult, against) -> list[tuple[str, object]]:
         if result.speedup_vs_bs1 is not None:
             properties.append(("llmperf.speedup_vs_bs1", round(result.speedup_vs_bs1, 3)))
     properties.append(("llmperf.exact_match_to_bs1", round(result.consistency.exact_match, 4)))
+    if result.unquantized is not None:
+        properties.append(("llmperf.exact_match_to_unquantized", round(result.unquantized.exact_match, 4)))
     if against is not None:
         properties.append(("llmperf.baseline", against.status))
         if against.baseline is not None:

@@ -14,23 +14,31 @@ from typing import Callable
 
 import pytest
 
-from ..settings.config import compile_id
-from ..settings.options import ATTN_IMPLEMENTATIONS, COMPILE_MODES, DTYPES
+from ..settings.config import compile_id, quantization_id
+from ..settings.options import (
+    ATTN_IMPLEMENTATIONS,
+    COMPILE_MODES,
+    DTYPES,
+    NO_QUANTIZATION,
+    QUANTIZATIONS,
+)
 
 # Axis name -> Axes field.
-MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
+MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes",
+              "quantization": "quantizations"}
 RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
-AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}  # bs16, bsmax
+# bs16, bsmax; int8weight (and nothing for no quantization, so that the ids of unquantized configurations stay)
+AXIS_IDS = {"compile_mode": compile_id, "quantization": quantization_id, "batch_size": lambda size: f"bs{size}"}
 MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
 GROUP_PREFIX = "llmperf-"  # a model configuration's ``xdist_group``: llmperf-sdpa-nocompile-float32
 
 
-def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[dict], bool] | None = None) -> list:
+def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[list[dict]], list[bool]] | None = None) -> list:
     """The ``parametrize`` markers of a perf test, in the order they go first: model axes, strategy,
     batch size (then the test's own). The model axes go to ``llmperf`` through one private parameter,
     and to the test itself only where its signature names them; the run axes likewise. A test's own
-    ``parametrize`` of an axis wins. ``keep(model axes)`` drops the model configurations it rejects
-    (``coverage.LeftOut``), unless it rejects all of them: those then skip with their reasons."""
+    ``parametrize`` of an axis wins. ``keep([model axes, ...])`` says which model configurations to keep
+    (``coverage.LeftOut``)."""
     own = own_parametrized_names(metafunc.definition)
     signature = set(inspect.signature(metafunc.function).parameters)
     marks = []
@@ -39,11 +47,12 @@ def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[dict], bool] | N
         combos = list(itertools.product(*(getattr(axes, MODEL_AXES[name]) for name in model_axes)))
         if keep is not None:
             first = first_model_axes(axes)
-            combos = [combo for combo in combos if keep({**first, **dict(zip(model_axes, combo))})] or combos
+            kept = keep([{**first, **dict(zip(model_axes, combo))} for combo in combos])
+            combos = [combo for combo, kept_one in zip(combos, kept) if kept_one]
         named = [name for name in model_axes if name in signature]
         values = [(tuple(zip(model_axes, combo)), *(combo[model_axes.index(name)] for name in named))
                   for combo in combos]
-        ids = ["-".join(AXIS_IDS.get(name, str)(value) for name, value in zip(model_axes, combo)) for combo in combos]
+        ids = [model_id(zip(model_axes, combo)) for combo in combos]
         marks.append(pytest.mark.parametrize([MODEL_PARAM, *named] if named else MODEL_PARAM,
                                              values if named else [value[0] for value in values],
                                              ids=ids, scope="session"))
@@ -56,7 +65,13 @@ def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[dict], bool] | N
 
 
 def _axis_mark(name: str, values, scope: str):
-    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) for value in values], scope=scope)
+    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) or str(value) for value in values],
+                                   scope=scope)
+
+
+def model_id(axes) -> str:
+    """``sdpa-nocompile-float32``, ``sdpa-nocompile-bfloat16-int8weight``: the id of (axis name, value) pairs."""
+    return "-".join(piece for piece in (AXIS_IDS.get(name, str)(value) for name, value in axes) if piece)
 
 
 def own_parametrized_names(definition) -> set[str]:
@@ -89,13 +104,15 @@ def configuration_group(item) -> str | None:
     model = dict(callspec.params.get(MODEL_PARAM, ())) if callspec else {}
     if not model:
         return None
-    return GROUP_PREFIX + "-".join(AXIS_IDS.get(name, str)(value) for name, value in model.items())
+    return GROUP_PREFIX + model_id(model.items())
 
 
-# A model configuration's id, as the parametrization writes it first in a perf test's id.
-CONFIGURATION_ID = re.compile("(?:{})-(?:{})-(?:{})(?=-|$)".format(
+# A model configuration's id, as the parametrization writes it first in a perf test's id (a quantization
+# piece only where the configuration is quantized).
+CONFIGURATION_ID = re.compile("(?:{})-(?:{})-(?:{})(?:-(?:{}))?(?=-|$)".format(
     *("|".join(map(re.escape, values)) for values in (
-        ATTN_IMPLEMENTATIONS, [compile_id(mode) for mode in COMPILE_MODES], DTYPES))))
+        ATTN_IMPLEMENTATIONS, [compile_id(mode) for mode in COMPILE_MODES], DTYPES,
+        [quantization_id(method) for method in QUANTIZATIONS if method != NO_QUANTIZATION]))))
 
 
 def nodeid_group(nodeid: str) -> str | None:

@@ -1,6 +1,7 @@
 """Executes one (loaded model, workload, strategy, batch size): set up the strategy, run the
-rounds (timed through pytest-benchmark, or once untimed), compare with the bs=1 baseline and
-record the ``RunResult`` in the session."""
+rounds (timed through pytest-benchmark, or once untimed), compare with the bs=1 baseline (and a
+quantized configuration with the unquantized model's bs=1 outputs) and record the ``RunResult`` in
+the session."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from contextlib import contextmanager
 from statistics import fmean
 
 from ..measure import environment, max_batch, memory, roofline
-from ..measure.compare import compare, score_against_references
+from ..measure.compare import AgainstUnquantized, compare, score_against_references
 from ..measure.instruments import (
     Collector,
     CompileCounter,
@@ -23,10 +24,13 @@ from ..measure.results import RunResult
 from ..measure.telemetry import Telemetry
 from ..measure.timing import timed_rounds, warmup_rounds
 from ..model.loading import LoadedModel
+from ..model.quantization import is_quantized
 from ..model.workload import Workload
 from ..settings import registry
+from ..settings.config import ModelSpec
 from ..settings.options import MAX_BATCH
 from ..strategies.base import Generations, RunContext
+from ..verdicts.diagnose import diagnose
 from .session import PerfSession
 
 BASELINE_STRATEGY, BASELINE_BATCH_SIZE = "manual", 1
@@ -130,6 +134,9 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         batch_size_search=search.info() if search else None,
         efficiency=efficiency,
         padding_fraction=padding_fraction,
+        weight_bytes=target.weight_bytes,
+        quantization_config=target.quantization_config,
+        unquantized=against_unquantized(session, target, workload, generations),
     )
     session.record(result)
     return result
@@ -185,6 +192,36 @@ def baseline(session: PerfSession, target: LoadedModel, workload: Workload) -> G
         generations = generate_once(target, workload, BASELINE_STRATEGY, BASELINE_BATCH_SIZE)
         session.set_baseline(target, workload, generations)
     return generations
+
+
+def unquantized_reference(session: PerfSession, spec: ModelSpec) -> None:
+    """For a quantized configuration, before it loads: the unquantized model's bs=1 outputs (same model,
+    dtype, attention and compile mode), what its outputs are compared with. The session's own when its
+    unquantized configuration ran first (``--llmperf-quantization none,...``); else the unquantized model
+    is loaded now and generates them, once per session."""
+    if not is_quantized(spec.quantization) or session.baseline_of(spec.unquantized, session.settings.workload):
+        return
+    target = session.target(spec.unquantized)
+    baseline(session, target, session.workload(target))
+
+
+def against_unquantized(session: PerfSession, target: LoadedModel, workload: Workload,
+                        generations: Generations) -> AgainstUnquantized | None:
+    """A quantized configuration's outputs against the unquantized bs=1 outputs, each differing sample
+    diagnosed at its first differing token under the quantized model (near-tie or confident change, at
+    --llmperf-near-tie; untimed: after the rounds). None without quantization."""
+    if not is_quantized(target.spec.quantization):
+        return None
+    reference = session.baseline_of(target.spec.unquantized, workload.spec)
+    if reference is None:
+        raise RuntimeError("no unquantized reference for a quantized configuration: runner.unquantized_reference "
+                           "runs before the quantized model loads")
+    consistency = compare(generations, reference)
+    divergences = tuple(diagnose(target, sample.index, workload.input_ids[sample.index],
+                                 reference.samples[sample.index].token_ids,
+                                 generations.samples[sample.index].token_ids, session.settings.near_tie)
+                        for sample in consistency.samples if not sample.exact)
+    return AgainstUnquantized(consistency, reference, divergences)
 
 
 @contextmanager

@@ -162,7 +162,11 @@ class PerfSession:
         return probe.reading()
 
     def baseline(self, target: LoadedModel, workload: Workload) -> Generations | None:
-        return self._baselines.get((target.spec, workload.spec))
+        return self.baseline_of(target.spec, workload.spec)
+
+    def baseline_of(self, spec: ModelSpec, workload: WorkloadSpec) -> Generations | None:
+        """The bs=1 outputs of a configuration, if this session has them (loaded or not now)."""
+        return self._baselines.get((spec, workload))
 
     def set_baseline(self, target: LoadedModel, workload: Workload, generations: Generations) -> None:
         self._baselines.setdefault((target.spec, workload.spec), generations)

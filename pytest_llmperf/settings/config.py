@@ -12,13 +12,19 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .options import AXES, OPTIONS_BY_DEST, SYNTHETIC, THRESHOLDS
+from .options import AXES, NO_QUANTIZATION, OPTIONS_BY_DEST, SYNTHETIC, THRESHOLDS
 from .presets import preset_values
 
 
 def compile_id(mode: str) -> str:
     """The test-id piece for a compile mode: ``nocompile``, ``compile-default``..."""
     return "nocompile" if mode == "none" else f"compile-{mode}"
+
+
+def quantization_id(method: str) -> str:
+    """The test-id piece for a quantization method: ``int8weight``, ``bnb4bit``...; none for ``none``, so
+    that the ids of unquantized configurations (and the saved runs that hold them) stay what they were."""
+    return "" if method == NO_QUANTIZATION else method.replace("-", "")
 
 
 @dataclass(frozen=True)
@@ -30,14 +36,25 @@ class ModelSpec:
     dtype: str
     attn_implementation: str
     compile_mode: str
+    quantization: str = NO_QUANTIZATION
 
     @property
     def id(self) -> str:
-        return f"{self.attn_implementation}-{compile_id(self.compile_mode)}-{self.dtype}"
+        pieces = (self.attn_implementation, compile_id(self.compile_mode), self.dtype, quantization_id(self.quantization))
+        return "-".join(piece for piece in pieces if piece)
 
     @property
     def hash(self) -> str:
-        return _digest(asdict(self))
+        fields = asdict(self)
+        if self.quantization == NO_QUANTIZATION:  # the hash of an unquantized model is what it was before this field
+            del fields["quantization"]
+        return _digest(fields)
+
+    @property
+    def unquantized(self) -> "ModelSpec":
+        """The same model, dtype, attention and compile mode, without quantization: what a quantized
+        configuration's outputs are compared with."""
+        return replace(self, quantization=NO_QUANTIZATION)
 
 
 @dataclass(frozen=True)
@@ -80,6 +97,7 @@ class Thresholds:
     latency_percentile: str = "p95"
     min_exact_match: float | None = None
     min_similarity: float | None = None
+    min_match_unquantized: float | None = None  # exact match to the unquantized model's bs=1 outputs
     tolerance: dict | None = None  # metric name (or "*") -> fraction; None: each metric's default
     min_baseline_match: float | None = None
     tolerate_near_ties: bool = False
@@ -101,6 +119,7 @@ class Axes:
     dtypes: tuple[str, ...]
     attn_implementations: tuple[str, ...]
     compile_modes: tuple[str, ...]
+    quantizations: tuple[str, ...]
     batch_sizes: tuple[int | str, ...]  # ints, and "max" last when asked for
     strategies: tuple[str, ...]
 
@@ -179,8 +198,9 @@ class Settings:
         merged = {**asdict(self.default_thresholds), **thresholds, **self.explicit_thresholds}
         return TestSettings(axes=replace(self.axes, **axes), thresholds=Thresholds(**merged))
 
-    def model_spec(self, dtype: str, attn_implementation: str, compile_mode: str) -> ModelSpec:
-        return ModelSpec(self.model, self.device, dtype, attn_implementation, compile_mode)
+    def model_spec(self, dtype: str, attn_implementation: str, compile_mode: str,
+                   quantization: str = NO_QUANTIZATION) -> ModelSpec:
+        return ModelSpec(self.model, self.device, dtype, attn_implementation, compile_mode, quantization)
 
 
 @dataclass(frozen=True)

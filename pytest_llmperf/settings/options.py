@@ -20,6 +20,11 @@ DEVICES_HELP = "auto, cpu, cuda, cuda:N"
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flex_attention")
 COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+NO_QUANTIZATION = "none"
+# Quantization at load, through transformers' quantization_config (model/quantization.py holds what each is,
+# and checks at import that it names exactly these): torchao, bitsandbytes, optimum-quanto.
+QUANTIZATIONS = (NO_QUANTIZATION, "int8-weight", "int8-dynamic", "int4-weight", "bnb-8bit", "bnb-4bit",
+                 "quanto-int8", "quanto-int4")
 GC_MODES = ("freeze", "none")  # instruments.Collector implements them
 ON_OOM = ("fail", "skip")
 LATENCY_MODES = ("auto", "rounds", "extra", "off")  # latency.mode resolves auto
@@ -367,6 +372,11 @@ OPTIONS: tuple[Option, ...] = (
            "bfloat16, continuous batching) or 'full' (every axis value that can run here; configurations that "
            "cannot are left out before collection and listed once); an axis set explicitly overrides the preset",
            "PRESET"),
+    Option("quantization", NO_QUANTIZATION, parse_choices(QUANTIZATIONS),
+           "list of quantization methods, applied at load through transformers' quantization_config: none; torchao "
+           "int8-weight, int8-dynamic, int4-weight (CUDA, bfloat16); bitsandbytes bnb-8bit, bnb-4bit (NF4); "
+           "optimum-quanto quanto-int8, quanto-int4. Each needs its package (the 'quant' extra); one that cannot "
+           "run here is skipped with the reason", "LIST"),
     Option("batch_sizes", "1,4,16", parse_batch_sizes,
            "list of positive batch sizes; 'max' (or 'auto') is the largest that fits, found by doubling then "
            "bisecting on out-of-memory", "LIST"),
@@ -419,6 +429,9 @@ OPTIONS: tuple[Option, ...] = (
            "fail when fewer than this fraction of samples equal the bs=1 token ids (0..1; 'off' disables)", "FRACTION"),
     Option("min_similarity", "0.95", parse_fraction(),
            "fail when the mean word-level similarity to bs=1 is below this (0..1; 'off' disables)", "FRACTION"),
+    Option("min_match_unquantized", None, parse_fraction(),
+           "fail when fewer than this fraction of a quantized configuration's samples equal the token ids the "
+           "unquantized model generates at bs=1 (same model, dtype, attention and compile mode; 0..1)", "FRACTION"),
     # While the session runs.
     Option("on_oom", "fail", parse_choice(ON_OOM),
            "a case that runs out of memory: fail it, or skip it; either way in one line, its memory freed and "
@@ -496,6 +509,7 @@ AXES = {  # option dest -> marker keyword
     "dtype": "dtypes",
     "attn": "attn_implementations",
     "compile": "compile_modes",
+    "quantization": "quantizations",
     "batch_sizes": "batch_sizes",
     "strategies": "strategies",
 }
@@ -503,7 +517,8 @@ CEILINGS = ("max_memory_mb", "max_ttft_ms", "max_itl_ms", "max_e2e_ms")  # per b
 THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup", "min_roofline",
                          *CEILINGS)  # need timing
 BASELINE_THRESHOLDS = ("tolerance", "min_baseline_match", "tolerate_near_ties")
-THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "latency_percentile", "min_exact_match", "min_similarity", *BASELINE_THRESHOLDS)
+THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "latency_percentile", "min_exact_match", "min_similarity", "min_match_unquantized",
+              *BASELINE_THRESHOLDS)
 
 
 def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -> tuple[dict, dict]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-NEAR_TIE, CONFIDENT, ENDED, CHANGED_INPUT = "near-tie", "confident change", "length only", "changed input"
+from ..measure.compare import CHANGED_INPUT, CONFIDENT, ENDED, NEAR_TIE
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..measure.compare import divergence_summary
 from ..measure.metrics import METRICS_BY_NAME, rounds_at_equal_speed
 from ..measure.results import RunResult, speedup
 from ..measure.stats import REGRESSED, compare
@@ -71,6 +72,14 @@ class GateReport:
                                   [bs1.samples[d.index].text for d in divergences], result, workload,
                                   target.tokenizer, reference_name="bs=1", similarities={d.index: d.similarity
                                                                                           for d in worst})
+        unquantized = result.unquantized
+        if unquantized is not None and any(gate.name == "min_match_unquantized" for gate in self.failures):
+            shown = sorted(unquantized.divergences, key=lambda d: (d.tolerable, d.position, d.index))[:WORST_SAMPLES]
+            lines += sample_lines(f"bs={result.batch_size} {result.strategy} vs the unquantized model at bs=1", shown,
+                                  [unquantized.reference.samples[d.index].text for d in shown], result, workload,
+                                  target.tokenizer, reference_name="unquantized",
+                                  similarities={sample.index: sample.similarity
+                                                for sample in unquantized.consistency.samples})
         drift = self.against_baseline.drift if self.against_baseline is not None else None
         if drift is not None and any(gate.name == "min_baseline_match" for gate in self.failures):
             shown = sorted(drift.divergences, key=lambda d: (d.tolerable, d.position, d.index))[:WORST_SAMPLES]
@@ -96,6 +105,13 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
     if outputs and thresholds.min_similarity is not None:
         gates.append(_at_least("min_similarity", "mean similarity to bs=1", consistency.similarity,
                                thresholds.min_similarity))
+    unquantized = result.unquantized
+    if outputs and thresholds.min_match_unquantized is not None and unquantized is not None:
+        identical = sum(sample.exact for sample in unquantized.consistency.samples)
+        gates.append(_at_least("min_match_unquantized", "exact match to unquantized", unquantized.exact_match,
+                               thresholds.min_match_unquantized,
+                               f"{identical}/{result.num_samples} samples identical to the unquantized model's bs=1 "
+                               f"outputs; divergences: {divergence_summary(unquantized.kinds())}"))
     floors = {"min_tokens_per_s": thresholds.min_tokens_per_s, "min_samples_per_s": thresholds.min_samples_per_s,
               "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None,
               "min_roofline": thresholds.min_roofline,

@@ -1,5 +1,6 @@
 """The axes as pytest parametrization: model axes vary slowest (session scope groups tests per model
-load), then strategy, then batch size, so ids read like ``[sdpa-nocompile-float32-pipeline-bs16]``.
+load), then strategy, then batch size, so ids read like ``[sdpa-nocompile-float32-pipeline-bs16]``
+(``[sdpa-nocompile-float32-assisted-manual-bs1]`` with speculative decoding; ``none`` adds nothing).
 
 The plugin defines no fixture of these names (they are common in ML projects, whose own fixtures
 must keep working): a perf test that names one in its signature is parametrized with it directly.
@@ -12,12 +13,14 @@ import itertools
 
 import pytest
 
-from ..settings.config import compile_id
+from ..settings.config import compile_id, speculative_id
 
 # Axis name -> Axes field.
-MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes"}
+MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes",
+              "speculative": "speculative"}
 RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
-AXIS_IDS = {"compile_mode": compile_id, "batch_size": lambda size: f"bs{size}"}  # bs16, bsmax
+# an empty piece is left out of an id: speculative "none" keeps the ids they had before the axis
+AXIS_IDS = {"compile_mode": compile_id, "speculative": speculative_id, "batch_size": lambda size: f"bs{size}"}
 MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
 
 
@@ -35,7 +38,7 @@ def axis_marks(metafunc: pytest.Metafunc, axes) -> list:
         named = [name for name in model_axes if name in signature]
         values = [(tuple(zip(model_axes, combo)), *(combo[model_axes.index(name)] for name in named))
                   for combo in combos]
-        ids = ["-".join(AXIS_IDS.get(name, str)(value) for name, value in zip(model_axes, combo)) for combo in combos]
+        ids = [axis_id(zip(model_axes, combo)) for combo in combos]
         marks.append(pytest.mark.parametrize([MODEL_PARAM, *named] if named else MODEL_PARAM,
                                              values if named else [value[0] for value in values],
                                              ids=ids, scope="session"))
@@ -47,8 +50,14 @@ def axis_marks(metafunc: pytest.Metafunc, axes) -> list:
     return marks
 
 
+def axis_id(named_values) -> str:
+    """``sdpa-nocompile-float32``: the id pieces of ``(axis name, value)`` pairs, empty ones left out."""
+    return "-".join(piece for piece in (AXIS_IDS.get(name, str)(value) for name, value in named_values) if piece)
+
+
 def _axis_mark(name: str, values, scope: str):
-    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) for value in values], scope=scope)
+    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) or name + "-none"
+                                                      for value in values], scope=scope)
 
 
 def own_parametrized_names(definition) -> set[str]:
@@ -76,4 +85,4 @@ def configuration_group(item) -> str | None:
     model = dict(callspec.params.get(MODEL_PARAM, ())) if callspec else {}
     if not model:
         return None
-    return "llmperf-" + "-".join(AXIS_IDS.get(name, str)(value) for name, value in model.items())
+    return "llmperf-" + axis_id(model.items())

@@ -12,12 +12,30 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .options import AXES, OPTIONS_BY_DEST, SYNTHETIC, THRESHOLDS
+from .options import (
+    ASSISTED,
+    AXES,
+    NOT_SPECULATIVE,
+    OPTIONS_BY_DEST,
+    PROMPT_LOOKUP,
+    SYNTHETIC,
+    THRESHOLDS,
+    draft_model,
+)
 
 
 def compile_id(mode: str) -> str:
     """The test-id piece for a compile mode: ``nocompile``, ``compile-default``..."""
     return "nocompile" if mode == "none" else f"compile-{mode}"
+
+
+def speculative_id(mode: str) -> str:
+    """The test-id piece for a speculative decoding mode: nothing for ``none`` (ids stay as they were
+    before the axis), else the mode (``assisted``, ``prompt-lookup``)."""
+    return "" if mode == NOT_SPECULATIVE else mode
+
+
+SPECULATION_FIELDS = ("speculative", "draft", "prompt_lookup_tokens")
 
 
 @dataclass(frozen=True)
@@ -29,14 +47,31 @@ class ModelSpec:
     dtype: str
     attn_implementation: str
     compile_mode: str
+    speculative: str = NOT_SPECULATIVE  # speculative decoding: none, assisted, prompt-lookup
+    draft: str | None = None  # assisted: the draft model (``builtin``: the built-in draft); None otherwise
+    prompt_lookup_tokens: int | None = None  # prompt-lookup: tokens proposed per step at most; None otherwise
 
     @property
     def id(self) -> str:
-        return f"{self.attn_implementation}-{compile_id(self.compile_mode)}-{self.dtype}"
+        pieces = (self.attn_implementation, compile_id(self.compile_mode), self.dtype, speculative_id(self.speculative))
+        return "-".join(piece for piece in pieces if piece)
 
     @property
     def hash(self) -> str:
-        return _digest(asdict(self))
+        fields = asdict(self)
+        if self.speculative == NOT_SPECULATIVE:  # every other configuration's hash is what it was before them
+            for name in SPECULATION_FIELDS:
+                del fields[name]
+        return _digest(fields)
+
+    @property
+    def speculating(self) -> bool:
+        return self.speculative != NOT_SPECULATIVE
+
+    @property
+    def plain(self) -> "ModelSpec":
+        """The same model configuration without speculative decoding: the one whose outputs it must reproduce."""
+        return replace(self, **dict(zip(SPECULATION_FIELDS, (NOT_SPECULATIVE, None, None))))
 
 
 @dataclass(frozen=True)
@@ -79,6 +114,7 @@ class Thresholds:
     latency_percentile: str = "p95"
     min_exact_match: float | None = None
     min_similarity: float | None = None
+    min_match_non_speculative: float | None = None  # a speculative case's exact match to the non-speculative bs=1
     tolerance: dict | None = None  # metric name (or "*") -> fraction; None: each metric's default
     min_baseline_match: float | None = None
     tolerate_near_ties: bool = False
@@ -100,6 +136,7 @@ class Axes:
     dtypes: tuple[str, ...]
     attn_implementations: tuple[str, ...]
     compile_modes: tuple[str, ...]
+    speculative: tuple[str, ...]
     batch_sizes: tuple[int | str, ...]  # ints, and "max" last when asked for
     strategies: tuple[str, ...]
 
@@ -110,6 +147,8 @@ class Settings:
 
     model: str
     device: str
+    draft_model: str | None  # --llmperf-draft-model as given; None: the built-in draft for the built-in model
+    prompt_lookup_tokens: int
     workload: WorkloadSpec
     axes: Axes
     warmup: int
@@ -170,8 +209,11 @@ class Settings:
         merged = {**asdict(self.default_thresholds), **thresholds, **self.explicit_thresholds}
         return TestSettings(axes=replace(self.axes, **axes), thresholds=Thresholds(**merged))
 
-    def model_spec(self, dtype: str, attn_implementation: str, compile_mode: str) -> ModelSpec:
-        return ModelSpec(self.model, self.device, dtype, attn_implementation, compile_mode)
+    def model_spec(self, dtype: str, attn_implementation: str, compile_mode: str,
+                   speculative: str = NOT_SPECULATIVE) -> ModelSpec:
+        return ModelSpec(self.model, self.device, dtype, attn_implementation, compile_mode, speculative,
+                         draft_model(self.model, self.draft_model) if speculative == ASSISTED else None,
+                         self.prompt_lookup_tokens if speculative == PROMPT_LOOKUP else None)
 
 
 @dataclass(frozen=True)

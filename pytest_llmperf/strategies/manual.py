@@ -6,6 +6,8 @@ from .base import Generations, RunContext, Strategy
 
 
 class ManualStrategy(Strategy):
+    speculative = True
+
     def generate(self, ctx: RunContext) -> Generations:
         generated = []
         streamer = ctx.latency.streamer()  # None unless this round's latency is recorded
@@ -13,6 +15,7 @@ class ManualStrategy(Strategy):
             inputs = ctx.tokenizer(
                 texts, padding=True, add_special_tokens=ctx.workload.add_special_tokens, return_tensors="pt"
             ).to(ctx.target.device)
-            sequences = ctx.model.generate(**inputs, generation_config=ctx.generation_config, streamer=streamer)
+            sequences = ctx.model.generate(**inputs, generation_config=ctx.generation_config, streamer=streamer,
+                                           **ctx.generate_kwargs)
             generated.extend(sequences[:, inputs["input_ids"].shape[1] :].tolist())
         return ctx.finish(generated)

@@ -1,0 +1,119 @@
+"""Speculative decoding on the built-in model: speedup and acceptance, and what counting costs.
+
+One process, the built-in model at batch size 1 (``manual``), rounds interleaved so that drift in
+the machine's speed hits every side alike:
+
+* ``none``: greedy ``generate``;
+* ``assisted``: the built-in draft (``--llmperf-speculative assisted``);
+* ``prompt-lookup``: n-grams of the prompt, 10 tokens at most (``--llmperf-speculative prompt-lookup``);
+* each speculative mode also bare, without the plugin's counting of draft tokens
+  (``measure/speculation.py``), for the cost of the counting.
+
+Every speculative round's token ids are asserted equal to the ``none`` round's. Prints the median
+round per side, the speedup over ``none`` per pair (its median and range), the acceptance rate and
+tokens per forward pass of the main model, and the counted round over the bare one.
+
+    HF_HUB_OFFLINE=1 timeout 1800 python benchmarks/speculative.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from statistics import median
+
+import torch
+
+from pytest_llmperf.measure.speculation import DraftCounter, figures
+from pytest_llmperf.model.builtin import PROMPT_COLUMN, REFERENCE_COLUMN
+from pytest_llmperf.model.loading import load, with_speculation
+from pytest_llmperf.model.workload import format_workload, load_rows
+from pytest_llmperf.run.runner import prepared
+from pytest_llmperf.settings.config import ModelSpec, WorkloadSpec
+from pytest_llmperf.settings.options import ASSISTED, BUILTIN, PROMPT_LOOKUP
+from pytest_llmperf.strategies.base import RunContext
+from pytest_llmperf.strategies.manual import ManualStrategy
+
+MODES = ("none", ASSISTED, PROMPT_LOOKUP)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=48)
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    spec = WorkloadSpec(BUILTIN, "test", PROMPT_COLUMN, REFERENCE_COLUMN, args.samples, args.max_new_tokens)
+    plain = load(ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none"))
+    targets = {"none": plain,
+               ASSISTED: with_speculation(plain, ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none", ASSISTED,
+                                                           BUILTIN)),
+               PROMPT_LOOKUP: with_speculation(plain, ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none",
+                                                                PROMPT_LOOKUP, None, 10))}
+    workload = format_workload(spec, load_rows(spec), plain.tokenizer)
+    print(f"{args.samples} prompts, max_new_tokens {args.max_new_tokens}, batch size 1, torch threads "
+          f"{torch.get_num_threads()}, {args.pairs} interleaved rounds per side after one warmup round each")
+
+    times: dict[str, list[float]] = {}
+    counts: dict[str, list] = {mode: [] for mode in MODES[1:]}
+    tokens: list[int] = []
+    sides = [*MODES, *(f"{mode} bare" for mode in MODES[1:])]
+    expected = timed_round(targets["none"], workload)[1]
+    for pair in range(-1, args.pairs):  # pair -1: a warmup round per side, not kept
+        order = sides[pair % len(sides):] + sides[:pair % len(sides)]  # each side leads in turn
+        for name in order:
+            mode, counted = name.split()[0], not name.endswith(" bare")
+            counter = DraftCounter(targets[mode].model) if counted and mode != "none" else None
+            seconds, generations = timed_round(targets[mode], workload, counter, counted)
+            assert generations.samples == expected.samples, f"{name}: outputs differ from greedy"
+            if pair >= 0:
+                times.setdefault(name, []).append(seconds)
+                if counter is not None:
+                    counts[mode].append(counter.reading())
+        if pair >= 0:
+            tokens.append(expected.generated_tokens)
+
+    none = times["none"]
+    print("\n| decoding | median round | samples/s | speedup vs none (median, range over pairs) | acceptance "
+          "| tokens/forward | outputs |")
+    print("|---|---|---|---|---|---|---|")
+    for mode in MODES:
+        ratios = sorted(n / s for n, s in zip(none, times[mode]))
+        if mode == "none":
+            acceptance, per_forward = "-", "1.00"
+        else:
+            info = figures(counts[mode], tokens)
+            acceptance = (f"{info['acceptance_rate']:.3f} ({info['draft_tokens_accepted']}/"
+                          f"{info['draft_tokens_proposed']})")
+            per_forward = f"{info['tokens_per_forward']:.2f}"
+        print(f"| {mode} | {median(times[mode]):.3f} s | {args.samples / median(times[mode]):.2f} | "
+              f"{median(ratios):.2f}x ({ratios[0]:.2f}-{ratios[-1]:.2f}) | {acceptance} | {per_forward} | "
+              f"identical to none |")
+    print("\n| counting draft tokens | counted round / bare round (median, range over pairs) |")
+    print("|---|---|")
+    for mode in MODES[1:]:
+        ratios = sorted(c / b for c, b in zip(times[mode], times[f"{mode} bare"]))
+        print(f"| {mode} | {median(ratios):.3f} ({ratios[0]:.3f}-{ratios[-1]:.3f}) |")
+
+
+def timed_round(target, workload, counter=None, counted=True):
+    """One round of ``manual`` at batch size 1: its seconds and outputs. ``counted``: as the plugin
+    runs it (``prepared``, with ``counter``); else the strategy alone, nothing counting it."""
+    if not counted:
+        ctx = RunContext(target, workload, 1, target.generation_config(workload.spec.max_new_tokens),
+                         target.generate_kwargs())
+        start = time.perf_counter()
+        generations = ManualStrategy().generate(ctx)
+        return time.perf_counter() - start, generations
+    with prepared(target, workload, "manual", 1, counter=counter) as (one_round, _):
+        start = time.perf_counter()
+        generations = one_round()
+        return time.perf_counter() - start, generations
+
+
+if __name__ == "__main__":
+    main()

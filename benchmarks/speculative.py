@@ -11,7 +11,9 @@ the machine's speed hits every side alike:
 
 Every speculative round's token ids are asserted equal to the ``none`` round's. Prints the median
 round per side, the speedup over ``none`` per pair (its median and range), the acceptance rate and
-tokens per forward pass of the main model, and the counted round over the bare one.
+tokens per forward pass of the main model, and the counted round over the bare one. Then what one
+forward pass of one new token costs the model and the draft (a 60-token prompt in the cache), 7
+interleaved blocks of 100; ``--only-forward`` runs just that.
 
     HF_HUB_OFFLINE=1 timeout 1800 python benchmarks/speculative.py --threads 1
 """
@@ -43,9 +45,13 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--only-forward", action="store_true", help="only the cost of one forward pass")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.only_forward:
+        forward_cost()
+        return
 
     spec = WorkloadSpec(BUILTIN, "test", PROMPT_COLUMN, REFERENCE_COLUMN, args.samples, args.max_new_tokens)
     plain = load(ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none"))
@@ -98,6 +104,31 @@ def main() -> None:
     for mode in MODES[1:]:
         ratios = sorted(c / b for c, b in zip(times[mode], times[f"{mode} bare"]))
         print(f"| {mode} | {median(ratios):.3f} ({ratios[0]:.3f}-{ratios[-1]:.3f}) |")
+    forward_cost(targets[ASSISTED])
+
+
+def forward_cost(target=None, blocks: int = 7, passes: int = 100) -> None:
+    """The median time of one forward pass over one new token, with a 60-token prompt in the cache,
+    of the model and of its draft, in interleaved blocks."""
+    if target is None:
+        target = load(ModelSpec(BUILTIN, "cpu", "float32", "sdpa", "none", ASSISTED, BUILTIN))
+    models = {"model": target.model, "draft": target.draft.model}
+    prompt = torch.randint(10, 1000, (1, 60), generator=torch.Generator().manual_seed(0))
+    times: dict[str, list[float]] = {name: [] for name in models}
+    with torch.no_grad():
+        for _ in range(blocks):
+            for name, model in models.items():
+                cache = model(prompt, use_cache=True).past_key_values
+                token = torch.tensor([[42]])
+                start = time.perf_counter()
+                for _ in range(passes):
+                    cache = model(token, past_key_values=cache, use_cache=True).past_key_values
+                times[name].append((time.perf_counter() - start) / passes)
+    print(f"\n| one forward pass, one new token | parameters | layers | median of {blocks} blocks of {passes} |")
+    print("|---|---|---|---|")
+    for name, model in models.items():
+        print(f"| {name} | {sum(p.numel() for p in model.parameters()):,} | {model.config.num_hidden_layers} | "
+              f"{1e3 * median(times[name]):.2f} ms |")
 
 
 def timed_round(target, workload, counter=None, counted=True):

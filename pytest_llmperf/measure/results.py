@@ -52,9 +52,9 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "speculative_config": "how candidates were proposed: the draft's `num_assistant_tokens`, "
                               "`num_assistant_tokens_schedule` and `assistant_confidence_threshold`, or "
                               "`prompt_lookup_num_tokens` and `max_matching_ngram_size`",
-        "draft_tokens_proposed": "candidate tokens the main model verified, over the measured rounds",
-        "draft_tokens_accepted": "the candidates kept (equal to the tokens the step appended), over the measured "
-                                 "rounds",
+        "draft_tokens_proposed": "candidate tokens the main model verified, over the measured rounds (the one round "
+                                 "when untimed)",
+        "draft_tokens_accepted": "the candidates kept (equal to the tokens the step appended), over the same rounds",
         "acceptance_rate": "accepted over proposed (null when nothing was proposed)",
         "acceptance_rate_note": "why the acceptance rate says nothing (a model or draft with random weights), "
                                 "else null",

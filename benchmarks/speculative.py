@@ -104,7 +104,44 @@ def main() -> None:
     for mode in MODES[1:]:
         ratios = sorted(c / b for c, b in zip(times[mode], times[f"{mode} bare"]))
         print(f"| {mode} | {median(ratios):.3f} ({ratios[0]:.3f}-{ratios[-1]:.3f}) |")
+    steps = round(sum(tokens) / figures(counts[ASSISTED], tokens)["tokens_per_forward"] / len(tokens))
+    per_step = counting_cost()
+    print(f"\nthe counting's own work per step (two wrapped calls, the comparison, the running total; best of "
+          f"5 x 20,000): {1e6 * per_step:.1f} us; assisted decoding takes {steps} steps per round: "
+          f"{1e3 * per_step * steps:.1f} ms per round")
     forward_cost(targets[ASSISTED])
+
+
+def counting_cost() -> float:
+    """Seconds of ``DraftCounter``'s own work per step: a candidate generator whose two methods do
+    nothing, wrapped, and called as transformers calls them (8 candidates, the first 5 kept)."""
+    import timeit
+
+    class Nothing:
+        def get_candidates(self, input_ids, **kwargs):
+            return candidates, None
+
+        def update_candidate_strategy(self, input_ids, scores, num_matches):
+            pass
+
+    prompt = torch.randint(10, 1000, (1, 60), generator=torch.Generator().manual_seed(0))
+    candidates = torch.cat([prompt, torch.arange(8).unsqueeze(0)], dim=1)
+    appended = torch.cat([prompt, torch.tensor([[0, 1, 2, 3, 4, 99]])], dim=1)
+    class Model:
+        def _get_candidate_generator(self):  # what DraftCounter wraps
+            return Nothing()
+
+    model = Model()
+    with DraftCounter(model) as counter:
+        generator = model._get_candidate_generator()
+
+        def step():
+            generator.get_candidates(prompt)
+            generator.update_candidate_strategy(appended, None, 5)
+
+        seconds = min(timeit.repeat(step, number=20_000, repeat=5)) / 20_000
+    assert counter.reading().accepted == 5 * counter.steps  # the counting counted
+    return seconds
 
 
 def forward_cost(target=None, blocks: int = 7, passes: int = 100) -> None:
@@ -118,11 +155,11 @@ def forward_cost(target=None, blocks: int = 7, passes: int = 100) -> None:
     with torch.no_grad():
         for _ in range(blocks):
             for name, model in models.items():
-                cache = model(prompt, use_cache=True).past_key_values
+                cache = model(prompt, use_cache=True).cache
                 token = torch.tensor([[42]])
                 start = time.perf_counter()
                 for _ in range(passes):
-                    cache = model(token, past_key_values=cache, use_cache=True).past_key_values
+                    cache = model(token, cache=cache, use_cache=True).cache
                 times[name].append((time.perf_counter() - start) / passes)
     print(f"\n| one forward pass, one new token | parameters | layers | median of {blocks} blocks of {passes} |")
     print("|---|---|---|---|")

@@ -11,9 +11,10 @@ from __future__ import annotations
 MARKER = "llmperf"
 MARKER_HELP = (
     "llmperf(**overrides): per-test llmperf settings: batch_sizes, strategies, attn_implementations, "
-    "compile_modes, dtypes, quantizations, min_tokens_per_s, min_samples_per_s, min_speedup, min_roofline, max_memory_mb, max_ttft_ms, "
-    "max_itl_ms, max_e2e_ms, latency_percentile, min_exact_match, min_similarity, min_match_unquantized, "
-    "tolerance, min_baseline_match, tolerate_near_ties"
+    "compile_modes, dtypes, quantizations, speculative, min_tokens_per_s, min_samples_per_s, min_speedup, "
+    "min_roofline, max_memory_mb, max_ttft_ms, max_itl_ms, max_e2e_ms, latency_percentile, min_exact_match, "
+    "min_similarity, min_match_unquantized, min_match_non_speculative, tolerance, min_baseline_match, "
+    "tolerate_near_ties"
 )
 
 

@@ -73,3 +73,15 @@ def test_model_extracts_the_reference_and_is_batch_invariant(target):
     texts = [sample.text.strip() for sample in single.samples]
     assert [texts[i] for i in EXACT_ROWS] == [first16.references[i] for i in EXACT_ROWS]
     assert compare(generate_once(target, first16, "manual", 8), single).exact_match == 1.0
+
+
+def test_the_draft_has_the_models_tokenizer_and_a_fraction_of_its_size(target):
+    """The draft of speculative decoding (recipes/train.py --draft): the main model's tokenizer files
+    byte for byte, and under a fifth of its parameters."""
+    from transformers import AutoModelForCausalLM
+
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        assert (builtin.DRAFT_DIR / name).read_bytes() == (builtin.MODEL_DIR / name).read_bytes()
+    draft = AutoModelForCausalLM.from_pretrained(builtin.DRAFT_DIR)
+    assert draft.config.vocab_size == target.model.config.vocab_size
+    assert 5 * sum(p.numel() for p in draft.parameters()) < sum(p.numel() for p in target.model.parameters())

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from ..model.identity import digest, work_identity
 from ..settings.config import ModelSpec, WorkloadSpec
 from ..strategies.base import Generations
-from . import latency, roofline, telemetry
+from . import latency, roofline, speculation, telemetry
 from .compare import AgainstUnquantized, Consistency, ReferenceScore
 from .metrics import samples as metric_samples
 from .timing import Timing
 
 SECONDS_PER_DAY = 86_400
+SPECULATION_KEYS = (*speculation.KEYS, "acceptance_rate_note", "speculative_config")  # runner.speculation_of
 UNTIMED_INSTRUMENT_INFO = dict.fromkeys((
     "compilations_in_measured_rounds", "gc_mode", "gc_enabled_in_rounds", "gc_frozen_objects",
     "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s", "peak_memory_mb",
@@ -49,6 +50,22 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "workload_hash": "a digest of the workload",
         "batch_size_search": "how batch size `max` was found (`found`, `limited_by`, `out_of_memory_at`, `tried`); "
                              "null unless the batch size was `max`",
+    }),
+    ("[Speculative decoding](speculative.md): null without it, except `speculative`", {
+        "speculative": "`none`, `assisted` (a draft model) or `prompt-lookup` (n-grams of the prompt)",
+        "draft_model": "the draft of `assisted`, as given (`builtin`: the built-in model's draft)",
+        "speculative_config": "how candidates were proposed: the draft's `num_assistant_tokens`, "
+                              "`num_assistant_tokens_schedule` and `assistant_confidence_threshold`, or "
+                              "`prompt_lookup_num_tokens` and `max_matching_ngram_size`",
+        "draft_tokens_proposed": "candidate tokens the main model verified, over the measured rounds (the one round "
+                                 "when untimed)",
+        "draft_tokens_accepted": "the candidates kept (equal to the tokens the step appended), over the same rounds",
+        "acceptance_rate": "accepted over proposed (null when nothing was proposed)",
+        "acceptance_rate_note": "why the acceptance rate says nothing (a model or draft with random weights), "
+                                "else null",
+        "tokens_per_forward": "generated tokens per forward pass of the main model (1 without speculation)",
+        "speedup_vs_non_speculative": "samples/s over samples/s of the same configuration, strategy and batch size "
+                                      "without speculative decoding, measured earlier in the same session",
     }),
     ("Throughput and outputs", {
         "generated_tokens": "tokens generated per round (every sample, up to and including its first EOS)",
@@ -140,7 +157,7 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
     ("[The roofline](memory-energy-roofline.md#energy-telemetry-and-the-roofline)", {
         "roofline_fraction": "the fraction of the memory-bandwidth roofline decoding reaches; null when "
                              "impossible (above 1, or the probe above the device's own figure)",
-        "roofline_note": "why the fraction is null (the probe was disturbed), else null",
+        "roofline_note": "why the fraction is null (the probe was disturbed, or speculative decoding), else null",
         "memory_bandwidth_gb_s": "the best copy-probe bandwidth of the session so far, GB/s",
         "memory_bandwidth_probes": "how many copy probes the session had run by then",
         "device_memory_bandwidth_gb_s": "the device's own figure (memory clock x bus width x 2), GB/s; null on a CPU",
@@ -200,6 +217,8 @@ class RunResult:
     weight_bytes: int | None = None  # what the parameters hold (quantization.weight_bytes)
     quantization_config: dict | None = None  # as transformers applied it; None without quantization
     unquantized: AgainstUnquantized | None = None  # a quantized configuration against the unquantized bs=1 outputs
+    speculation: dict | None = None  # speculative decoding's figures (runner.speculation_of); None without it
+    non_speculative: "RunResult | None" = None  # the timed run without speculative decoding, for its speedup
 
     @property
     def num_samples(self) -> int:
@@ -216,6 +235,13 @@ class RunResult:
     @property
     def speedup_vs_bs1(self) -> float | None:
         return speedup(self, self.bs1)
+
+    @property
+    def speedup_vs_non_speculative(self) -> float | None:
+        """samples/s over samples/s of the same case without speculative decoding; None if either is untimed."""
+        if self.timing is None or self.non_speculative is None or self.non_speculative.timing is None:
+            return None
+        return self.samples_per_s / self.non_speculative.samples_per_s
 
     @property
     def identity(self) -> dict:
@@ -294,6 +320,9 @@ class RunResult:
         # The instruments' fields: compilations_in_measured_rounds, gc_* (null when untimed).
         info.update(self.timing.instrument_info if self.timing else UNTIMED_INSTRUMENT_INFO)
         info.update(self.efficiency or dict.fromkeys(roofline.KEYS))
+        info.update({"speculative": self.spec.speculative, "draft_model": self.spec.draft,
+                     **(self.speculation or dict.fromkeys(SPECULATION_KEYS)),
+                     "speedup_vs_non_speculative": self.speedup_vs_non_speculative})
         # What a later run compares with (the cross-commit gate): the ids themselves are stored once per
         # distinct set, at the top of the saved JSON (``llmperf.outputs``), under this digest.
         info.update({

@@ -76,10 +76,14 @@ def as_saved(config: dict) -> dict:
 
 
 def causes(target, workload) -> dict:
-    """The causes of one (loaded model, workload); computed once per pair by the session."""
+    """The causes of one (loaded model, workload); computed once per pair by the session. A draft
+    model's revision is recorded beside them: a changed draft explains a change of speed, never one
+    of outputs (greedy speculative decoding must reproduce the non-speculative ones)."""
     per_prompt = [ids_digest(ids) for ids in workload.input_ids]
     config = generation_config(target.generation_config(workload.spec.max_new_tokens, workload.spec.ignore_eos))
+    draft = {"draft_revision": target.draft.revision} if target.draft is not None else {}
     return {
+        **draft,
         "model_revision": target.revision,
         "tokenizer": tokenizer_digest(target.tokenizer),
         "chat_template": chat_template_digest(target.tokenizer),
@@ -93,10 +97,13 @@ def causes(target, workload) -> dict:
 def work_identity(result) -> dict:
     """The question a case answers (``result``: a ``RunResult``). A ``shape:`` model adds its config
     digest and seed (``shapes.revision``: another config is another model under the same name), the
-    synthetic workload its prompt length, a quantized configuration its method; every other case's
-    identity is what it was before them."""
+    synthetic workload its prompt length, a quantized configuration its method, speculative decoding its
+    mode and its draft or lookup size; every other case's identity is what it was before them."""
     spec, workload = result.spec, result.workload
     extra = {}
+    if spec.speculating:
+        extra.update(speculative=spec.speculative, draft_model=spec.draft,
+                     prompt_lookup_num_tokens=spec.prompt_lookup_tokens)
     if str(result.causes.get("model_revision", "")).startswith("shape:"):
         extra["shape"] = result.causes["model_revision"]
     if workload.prompt_tokens is not None:

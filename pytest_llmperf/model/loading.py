@@ -1,5 +1,7 @@
 """Model loading: one ``ModelSpec`` -> one ``LoadedModel`` (model + tokenizer on the device). A
-``shape:`` model is built on the device with random weights instead (``shapes.py``).
+``shape:`` model is built on the device with random weights instead (``shapes.py``). A configuration
+with speculative decoding shares its main model with the same configuration without it
+(``with_speculation``), and with ``assisted`` holds a draft model too, loaded the same way.
 
 Everything heavy is imported inside functions. ``unsupported_reason`` decides, before anything is
 loaded, whether a combination can run on this machine at all (the test is then skipped with that
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..settings.config import ModelSpec
-from ..settings.options import BUILTIN
+from ..settings.options import ASSISTED, BUILTIN, NO_DRAFT, PROMPT_LOOKUP
 from . import builtin, quantization, shapes
 from .identity import model_revision
 
@@ -48,6 +50,7 @@ class LoadedModel:
     model_bytes: int | None = None  # resident once this configuration is ready (``ready``): what the
     # peak memory of its cases is "above the model" of
     is_ready: bool = False
+    draft: "LoadedModel | None" = None  # speculative decoding ``assisted``: the draft model, on the same device
 
     def ready(self, resident_bytes: Callable[[str], int | None]) -> None:
         """Once per load, before its first case: one short untimed generation, then what is resident
@@ -84,17 +87,20 @@ class LoadedModel:
             config._compile_all_devices = True  # transformers only auto-compiles on accelerators otherwise
         return config
 
-    def generation_config(self, max_new_tokens: int, ignore_eos: bool = False):
+    def generation_config(self, max_new_tokens: int, ignore_eos: bool = False, speculate: bool = True):
         """Greedy decoding from the model's own generation config, with EOS and padding set. With
         ``ignore_eos``, no token ends a generation: every one runs ``max_new_tokens`` (an empty EOS
         list, which ``generate``, pipelines and continuous batching all honour; None would fall back
-        to the model's own EOS)."""
+        to the model's own EOS). Speculative decoding ``prompt-lookup`` is a field of it
+        (``prompt_lookup_num_tokens``), unless ``speculate`` is False (the non-speculative outputs)."""
         config = copy.deepcopy(self.model.generation_config)
         config.update(
             do_sample=False, num_beams=1, temperature=None, top_p=None, top_k=None, min_p=None,
             max_new_tokens=max_new_tokens, max_length=None, min_new_tokens=None, min_length=0,
             pad_token_id=self.tokenizer.pad_token_id, eos_token_id=[] if ignore_eos else sorted(self.eos_token_ids),
         )
+        if speculate and self.spec.speculative == PROMPT_LOOKUP:
+            config.prompt_lookup_num_tokens = self.spec.prompt_lookup_tokens
         compile_config = self.compile_config()
         if compile_config is None:
             config.disable_compile = True  # no silent auto-compile (e.g. a checkpoint's static/hybrid cache)
@@ -103,15 +109,82 @@ class LoadedModel:
             config.compile_config = compile_config
         return config
 
+    def generate_kwargs(self, speculate: bool = True) -> dict:
+        """What ``generate`` (or a pipeline call) takes besides the generation config: the draft model
+        of speculative decoding ``assisted`` (with both tokenizers where the vocabularies differ:
+        transformers' universal assisted decoding); nothing otherwise, or without ``speculate``."""
+        if not speculate or self.draft is None:
+            return {}
+        kwargs = {"assistant_model": self.draft.model}
+        if vocab_size(self.draft.model) != vocab_size(self.model):
+            kwargs.update(tokenizer=self.tokenizer, assistant_tokenizer=self.draft.tokenizer)
+        return kwargs
+
+    def speculative_config(self) -> dict | None:
+        """How candidates are proposed, as transformers resolves it: the draft's generation config
+        (``num_assistant_tokens``, its schedule, the confidence under which the draft stops), or the
+        prompt lookup's sizes; None without speculative decoding."""
+        if self.spec.speculative == PROMPT_LOOKUP:
+            return {"prompt_lookup_num_tokens": self.spec.prompt_lookup_tokens,
+                    "max_matching_ngram_size": self.model.generation_config.max_matching_ngram_size or 2}
+        if self.draft is None:
+            return None
+        config = copy.deepcopy(self.draft.model.generation_config)
+        defaults = getattr(config, "_get_default_generation_params", None)  # what the candidate generator applies
+        if defaults is not None:
+            config.update(**defaults(), defaults_only=True)
+        return {key: getattr(config, key, None)
+                for key in ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")}
+
     def close(self) -> None:
         import gc
 
-        self.model = self.tokenizer = None
+        self.model = self.tokenizer = self.draft = None
         gc.collect()
         if self.device.startswith("cuda"):
             import torch
 
             torch.cuda.empty_cache()
+
+
+def vocab_size(model) -> int:
+    return model.config.get_text_config().vocab_size
+
+
+def draft_spec(spec: ModelSpec, dtype: str) -> ModelSpec:
+    """What the draft of an ``assisted`` configuration loads as: on the same device, in the main
+    model's (resolved) dtype and attention, never compiled (transformers does not compile an
+    assistant). ``builtin`` is the built-in model's draft."""
+    source = str(builtin.DRAFT_DIR) if spec.draft == BUILTIN else spec.draft
+    return ModelSpec(source, spec.device, dtype, spec.attn_implementation, "none")
+
+
+def with_speculation(loaded: LoadedModel, spec: ModelSpec) -> LoadedModel:
+    """``loaded`` (``spec``'s model configuration, with any or no speculative decoding) for ``spec``:
+    the same main model object, and for ``assisted`` the draft, kept from ``loaded`` when it is the
+    same, else loaded. Ready again (``ready``), since a draft is resident too."""
+    draft = None
+    if spec.speculative == ASSISTED:
+        if spec.draft is None:
+            raise LoadError(NO_DRAFT)
+        wanted = draft_spec(spec, loaded.dtype)
+        draft = loaded.draft if loaded.draft is not None and loaded.draft.spec == wanted else load_draft(wanted)
+    return LoadedModel(spec=spec, model=loaded.model, tokenizer=loaded.tokenizer, device=loaded.device,
+                       dtype=loaded.dtype, load_time_s=loaded.load_time_s, compile_time_s=loaded.compile_time_s,
+                       eos_token_ids=loaded.eos_token_ids, revision=loaded.revision, draft=draft)
+
+
+def load_draft(spec: ModelSpec) -> LoadedModel:
+    """The draft model, loaded as any model is; its errors name the option."""
+    reason = unsupported_reason(spec)
+    if reason:
+        raise UnsupportedCombination(f"the draft model: {reason}")
+    try:
+        return load(spec)
+    except UnsupportedCombination as exc:
+        raise UnsupportedCombination(f"the draft model: {exc}") from None
+    except LoadError as exc:
+        raise LoadError(f"--llmperf-draft-model: {exc}") from None
 
 
 def resolve_device(requested: str) -> str:
@@ -170,7 +243,10 @@ def _looks_like_a_path(source: str) -> bool:
 
 def load(spec: ModelSpec) -> LoadedModel:
     """Load tokenizer and model (or build a ``shape:`` model on the device), quantized at load when the
-    spec says so (``quantization.py``), move to the device, and trigger compilation outside measured time."""
+    spec says so (``quantization.py``), move to the device, and trigger compilation outside measured time;
+    with speculative decoding, its draft too."""
+    if spec.speculating:
+        return with_speculation(load(spec.plain), spec)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -7,7 +7,9 @@ CV above --llmperf-max-cv, or a slow first round) has its figures marked ``~``, 
 either of whose cases is; the cases and their CVs are named under the table. Untimed runs
 (``--benchmark-disable``, or outputs-only tests) show their consistency columns and '-' for time.
 The same tables go to ``$GITHUB_STEP_SUMMARY`` as Markdown when it is set, and each test's figures
-go into JUnit XML as ``<properties>``.
+go into JUnit XML as ``<properties>``. A configuration with speculative decoding adds its acceptance
+rate, tokens per forward pass and speedup over the same case without it (from that case's row when
+it ran later).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def render(records: list[dict]) -> str:
     tables = []
     for (machine, *_), rows in groups.items():
         ordered = _rows(list(rows.values()))
-        tables.append(_table(ordered, machine if len(machines) > 1 else None))
+        tables.append(_table(ordered, records, machine if len(machines) > 1 else None))
         if any(r["timed"] for r in ordered):
             tables.append(_second_table(ordered))
     unavailable = _telemetry_lines(records)
@@ -101,14 +103,15 @@ def _second_table(ordered: list[dict]) -> str:
              f"memory: {memory}; MB = 2**20 bytes{roofline}{f'; energy: {energy}' if energy else ''})",
              _row(headers, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
              *(_row(cells, widths) for cells in body)]
-    lines += [f"roofline of {info['strategy']} bs={batch_size_label(info)}: {info['roofline_note']}"
-              for info in infos if info.get("roofline_note")]
+    lines += list(dict.fromkeys(f"roofline of {info['strategy']} bs={batch_size_label(info)}: {info['roofline_note']}"
+                                if info["roofline_note"].startswith("probe disturbed") else
+                                f"roofline: {info['roofline_note']}" for info in infos if info.get("roofline_note")))
     return "\n".join(lines)
 
 
 def _roofline(info: dict) -> str:
-    if info.get("roofline_note"):
-        return "probe disturbed"  # an impossible fraction (roofline.disturbed), said under the table
+    if info.get("roofline_note"):  # said under the table
+        return "probe disturbed" if info["roofline_note"].startswith("probe disturbed") else "n/a"
     return "-" if info.get("roofline_fraction") is None else f"{info['roofline_fraction']:.1%}"
 
 
@@ -143,7 +146,9 @@ def batch_size_label(info: dict) -> str:
     return f"{info['batch_size']} (max)" if info.get("batch_size_search") else str(info["batch_size"])
 
 
-def _table(ordered: list[dict], machine: str | None = None) -> str:
+def _table(ordered: list[dict], records: list[dict], machine: str | None = None) -> str:
+    """``records``: the session's, where a speculative case finds its non-speculative row; ``machine``:
+    named in the title where a merged run holds several."""
     tests = {r["test"] for r in ordered if r["timed"]}  # an untimed row is the case's, not a test's
     first = ordered[0]["extra_info"]
     rounds = {len(r["extra_info"]["round_s"]) for r in ordered if r["timed"]}
@@ -161,7 +166,10 @@ def _table(ordered: list[dict], machine: str | None = None) -> str:
     device = f"{first['device']} of {machine}" if machine else first["device"]
     details = f"{first['dtype']}, attn {first['attn_implementation']}" + (
         f", quantization {first['quantization']}" if quantized else "")
-    title = f"llmperf: {model} [{first['config']}] on {device} ({details}) | {workload} | total time = {timing_note}"
+    speculative = _speculative_title(first)
+    title = (f"llmperf: {model} [{first['config']}] on {device} ({details}){speculative} | {workload} | "
+             f"total time = {timing_note}")
+    plain_rows = _non_speculative_rows(first, records) if speculative else {}
     bs1_rows = {(r["test"], r["extra_info"]["strategy"]): r for r in ordered if r["extra_info"]["batch_size"] == 1}
     body = []
     for record in ordered:
@@ -183,17 +191,24 @@ def _table(ordered: list[dict], machine: str | None = None) -> str:
             f"{mark}{median(info['round_s']):.3f} s" if timed else "-",
             f"{mark}{info['samples_per_s']:.2f}" if timed else "-",
             speedup,
+            *((_acceptance(info), _tokens_per_forward(info),
+               _speedup_vs_plain(info, plain_rows.get(_plain_key(record)))) if speculative else ()),
             f"{mark}{info['samples_per_s'] * SECONDS_PER_DAY:,.0f}" if timed else "-",
             _padding_cell(info),
         ])
+    # the quantization columns after the bs=1 ones, the speculative ones after the speedup
     columns = (("test",) if len(tests) > 1 else ()) + COLUMNS[:4] + (UNQUANTIZED_COLUMNS if quantized else ()) \
-        + COLUMNS[4:]
+        + COLUMNS[4:8] + (SPECULATIVE_COLUMNS if speculative else ()) + COLUMNS[8:]
     widths = _widths(columns, body)
     lines = [title, _row(columns, widths), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [_row(cells, widths) for cells in body]
     searches = {r["extra_info"]["strategy"]: r["extra_info"]["batch_size_search"]["summary"] for r in ordered
                 if r["extra_info"].get("batch_size_search")}
     lines += [f"{strategy} bs=max: {summary}" for strategy, summary in searches.items()]
+    if speculative:
+        lines.append(SPECULATIVE_NOTE)
+        lines += list(dict.fromkeys(f"acceptance n/a: {r['extra_info']['acceptance_rate_note']}" for r in ordered
+                                    if r["extra_info"].get("acceptance_rate_note")))
     shaky = [r["extra_info"] for r in ordered if r["timed"] and unsteady(r["extra_info"])]
     if shaky:
         lines.append(f"{UNSTEADY} unsteady rounds, figures uncertain (a speedup is marked when either of its cases "
@@ -218,6 +233,60 @@ def _unquantized_cells(info: dict) -> tuple[str, str, str]:
     identical = round(info["exact_match_to_unquantized"] * info["num_samples"])
     return (f"{identical}/{info['num_samples']}", f"{info['similarity_to_unquantized']:.3f}",
             divergence_summary(info["divergences_from_unquantized"]))
+
+
+SPECULATIVE_COLUMNS = ("acceptance", "tokens/forward", "speedup vs non-speculative")
+SPECULATIVE_NOTE = ("speculative decoding: length match and similarity are against the non-speculative bs=1 outputs; "
+                    "acceptance = draft tokens kept / proposed; tokens/forward = tokens generated per forward pass of "
+                    "the main model (1 without speculation)")
+
+
+def _speculative_title(info: dict) -> str:
+    """`` | speculative decoding: assisted, draft builtin``; '' for a configuration without it."""
+    mode = info.get("speculative") or "none"
+    if mode == "none":
+        return ""
+    config = info.get("speculative_config") or {}
+    how = f"draft {info['draft_model']}" if info.get("draft_model") else \
+        f"up to {config['prompt_lookup_num_tokens']} tokens per step" if "prompt_lookup_num_tokens" in config else ""
+    return f" | speculative decoding: {mode}" + (f", {how}" if how else "")
+
+
+def _acceptance(info: dict) -> str:
+    if info.get("acceptance_rate_note"):
+        return "n/a (random weights)"
+    if info.get("acceptance_rate") is None:
+        return "-" if info.get("draft_tokens_proposed") is None else "none proposed"
+    return f"{info['acceptance_rate']:.3f} ({info['draft_tokens_accepted']}/{info['draft_tokens_proposed']})"
+
+
+def _tokens_per_forward(info: dict) -> str:
+    return "-" if info.get("tokens_per_forward") is None else f"{info['tokens_per_forward']:.2f}"
+
+
+def _plain_key(record: dict) -> tuple:
+    info = record["extra_info"]
+    return record["test"], info["strategy"], info["batch_size"]
+
+
+def _non_speculative_rows(first: dict, records: list[dict]) -> dict[tuple, dict]:
+    """The timed rows of the same model, workload and configuration without speculative decoding
+    (its configuration id without the mode), by (test, strategy, batch size)."""
+    plain = first["config"].removesuffix(f"-{first['speculative']}")
+    same = lambda info: (info["config"], info["model"], info["workload_hash"]) == (  # noqa: E731
+        plain, first["model"], first["workload_hash"])
+    return {_plain_key(r): r["extra_info"] for r in records if r["timed"] and same(r["extra_info"])}
+
+
+def _speedup_vs_plain(info: dict, plain: dict | None) -> str:
+    """The case's own speedup over its non-speculative run (what its JSON says); when that ran only
+    after it, from the non-speculative row of the same test."""
+    value = info.get("speedup_vs_non_speculative")
+    if value is None and info["samples_per_s"] is not None and plain is not None and plain["samples_per_s"]:
+        value = info["samples_per_s"] / plain["samples_per_s"]
+    if value is None:
+        return "-"
+    return f"{UNSTEADY if unsteady(info) or (plain is not None and unsteady(plain)) else ''}{value:.2f}x"
 
 
 def _reference_cell(info: dict) -> str:

@@ -1,8 +1,13 @@
-"""Train the tiny built-in Llama model and its tokenizer on the synthetic dataset.
+"""Train the tiny built-in Llama model and its tokenizer on the synthetic dataset, and its draft.
 
-Run ``python -m pytest_llmperf.recipes.train`` (offline, CPU, well under a minute).
-It writes a Hugging Face model directory to ``files/model`` that loads with
-``AutoModelForCausalLM`` / ``AutoTokenizer`` like any hub checkpoint.
+Run ``python -m pytest_llmperf.recipes.train`` (offline, CPU, well under a minute). It writes a
+Hugging Face model directory to ``files/model`` that loads with ``AutoModelForCausalLM`` /
+``AutoTokenizer`` like any hub checkpoint.
+
+``python -m pytest_llmperf.recipes.train --draft`` trains the built-in draft model of speculative
+decoding (``--llmperf-speculative assisted``) into ``files/draft``: a much smaller Llama (``DRAFT``),
+trained the same way on the same data with the built-in model's own tokenizer (read from
+``files/model``, not trained again), so that its token ids are the main model's.
 
 Training is deterministic: fixed seeds, fixed thread count and a fixed data order.
 Only the train split is used; the loss covers the assistant answer tokens only.
@@ -10,14 +15,18 @@ Only the train split is used; the loss covers the assistant answer tokens only.
 
 from __future__ import annotations
 
+import argparse
 import random
 import shutil
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from datasets import Dataset
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
+    AutoTokenizer,
     GenerationConfig,
     LlamaConfig,
     LlamaForCausalLM,
@@ -25,7 +34,12 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from pytest_llmperf.model.builtin import MODEL_DIR, PROMPT_COLUMN, REFERENCE_COLUMN
+from pytest_llmperf.model.builtin import (
+    DRAFT_DIR,
+    MODEL_DIR,
+    PROMPT_COLUMN,
+    REFERENCE_COLUMN,
+)
 from pytest_llmperf.model.workload import load_split
 from pytest_llmperf.settings.options import BUILTIN
 
@@ -38,6 +52,21 @@ LEARNING_RATE = 3e-3
 WARMUP_STEPS = 20
 WEIGHT_DECAY = 0.01
 
+
+@dataclass(frozen=True)
+class Shape:
+    """The sizes of a Llama the recipe trains."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+
+
+MAIN = Shape(hidden_size=128, intermediate_size=384, num_hidden_layers=4, num_attention_heads=4)  # 984K parameters
+DRAFT = Shape(hidden_size=64, intermediate_size=192, num_hidden_layers=2, num_attention_heads=2)  # 172K parameters
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")
 BOS, EOS, PAD = "<|bos|>", "<|end|>", "<|pad|>"
 ROLE_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>"]
 # Each turn is "<|role|>\n{content}<|end|>\n"; the generation prompt opens an
@@ -83,14 +112,14 @@ def build_tokenizer(train: Dataset) -> PreTrainedTokenizerFast:
     )
 
 
-def build_model(tokenizer: PreTrainedTokenizerFast) -> LlamaForCausalLM:
+def build_model(tokenizer: PreTrainedTokenizerFast, shape: Shape = MAIN) -> LlamaForCausalLM:
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=384,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=4,
+        hidden_size=shape.hidden_size,
+        intermediate_size=shape.intermediate_size,
+        num_hidden_layers=shape.num_hidden_layers,
+        num_attention_heads=shape.num_attention_heads,
+        num_key_value_heads=shape.num_attention_heads,
         max_position_embeddings=256,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
@@ -140,15 +169,19 @@ def batches(lengths: list[int], rng: random.Random):
         yield from epoch
 
 
-def train() -> None:
+def train(draft: bool = False, directory: Path | None = None) -> None:
+    """The built-in model (its tokenizer trained first), or with ``draft`` its draft, written to
+    ``directory`` (default: where the package ships it)."""
+    directory = directory or (DRAFT_DIR if draft else MODEL_DIR)
     random.seed(SEED)
     torch.manual_seed(SEED)
     torch.set_num_threads(NUM_THREADS)
     torch.use_deterministic_algorithms(True)
 
     train_split = load_split(BUILTIN, "train")  # the same 80/20 seed-42 split perf runs use
-    tokenizer = build_tokenizer(train_split)
-    model = build_model(tokenizer)
+    # the draft's token ids must be the main model's: its tokenizer, as shipped
+    tokenizer = AutoTokenizer.from_pretrained(MODEL_DIR) if draft else build_tokenizer(train_split)
+    model = build_model(tokenizer, DRAFT if draft else MAIN)
     examples = encode_examples(tokenizer, train_split)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"vocab={len(tokenizer)} params={n_params:,} train_rows={len(examples)}")
@@ -182,11 +215,19 @@ def train() -> None:
         do_sample=False,
         max_new_tokens=32,
     )
-    shutil.rmtree(MODEL_DIR, ignore_errors=True)
-    model.save_pretrained(MODEL_DIR)
-    tokenizer.save_pretrained(MODEL_DIR)
-    print(f"wrote {MODEL_DIR}")
+    shutil.rmtree(directory, ignore_errors=True)
+    model.save_pretrained(directory)
+    if draft:  # the main model's tokenizer files, byte for byte
+        for name in TOKENIZER_FILES:
+            shutil.copy(MODEL_DIR / name, directory / name)
+    else:
+        tokenizer.save_pretrained(directory)
+    print(f"wrote {directory}")
 
 
 if __name__ == "__main__":
-    train()
+    parser = argparse.ArgumentParser(description="Train the built-in model, or its draft.")
+    parser.add_argument("--draft", action="store_true", help="train the draft model of speculative decoding")
+    parser.add_argument("--out", type=Path, default=None, help="write here instead of the package's files")
+    arguments = parser.parse_args()
+    train(draft=arguments.draft, directory=arguments.out)

@@ -1,5 +1,6 @@
 """The axes as pytest parametrization: model axes vary slowest (session scope groups tests per model
-load), then strategy, then batch size, so ids read like ``[sdpa-nocompile-float32-pipeline-bs16]``.
+load), then strategy, then batch size, so ids read like ``[sdpa-nocompile-float32-pipeline-bs16]``
+(``[sdpa-nocompile-float32-assisted-manual-bs1]`` with speculative decoding; ``none`` adds nothing).
 
 The plugin defines no fixture of these names (they are common in ML projects, whose own fixtures
 must keep working): a perf test that names one in its signature is parametrized with it directly.
@@ -14,21 +15,24 @@ from typing import Callable
 
 import pytest
 
-from ..settings.config import compile_id, quantization_id
+from ..settings.config import compile_id, quantization_id, speculative_id
 from ..settings.options import (
     ATTN_IMPLEMENTATIONS,
     COMPILE_MODES,
     DTYPES,
     NO_QUANTIZATION,
     QUANTIZATIONS,
+    SPECULATIVE,
 )
 
-# Axis name -> Axes field.
+# Axis name -> Axes field. The speculative mode goes last: what decodes, after what is loaded.
 MODEL_AXES = {"attn_implementation": "attn_implementations", "compile_mode": "compile_modes", "dtype": "dtypes",
-              "quantization": "quantizations"}
+              "quantization": "quantizations", "speculative": "speculative"}
 RUN_AXES = {"strategy": "strategies", "batch_size": "batch_sizes"}
-# bs16, bsmax; int8weight (and nothing for no quantization, so that the ids of unquantized configurations stay)
-AXIS_IDS = {"compile_mode": compile_id, "quantization": quantization_id, "batch_size": lambda size: f"bs{size}"}
+# bs16, bsmax; int8weight. An empty piece is left out of an id: quantization and speculative "none" keep
+# the ids (and the saved runs that hold them) they had before those axes.
+AXIS_IDS = {"compile_mode": compile_id, "quantization": quantization_id, "speculative": speculative_id,
+            "batch_size": lambda size: f"bs{size}"}
 MODEL_PARAM = "_llmperf_model"  # what ``llmperf`` loads: ((axis name, value), ...) of the model axes
 GROUP_PREFIX = "llmperf-"  # a model configuration's ``xdist_group``: llmperf-sdpa-nocompile-float32
 
@@ -64,9 +68,14 @@ def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[list[dict]], lis
     return marks
 
 
+def axis_id(named_values) -> str:
+    """``sdpa-nocompile-float32``: the id pieces of ``(axis name, value)`` pairs, empty ones left out."""
+    return "-".join(piece for piece in (AXIS_IDS.get(name, str)(value) for name, value in named_values) if piece)
+
+
 def _axis_mark(name: str, values, scope: str):
-    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) or str(value) for value in values],
-                                   scope=scope)
+    return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) or name + "-none"
+                                                      for value in values], scope=scope)
 
 
 def model_id(axes) -> str:
@@ -108,11 +117,12 @@ def configuration_group(item) -> str | None:
 
 
 # A model configuration's id, as the parametrization writes it first in a perf test's id (a quantization
-# piece only where the configuration is quantized).
-CONFIGURATION_ID = re.compile("(?:{})-(?:{})-(?:{})(?:-(?:{}))?(?=-|$)".format(
+# piece only where the configuration is quantized, a speculative one only where it speculates).
+CONFIGURATION_ID = re.compile("(?:{})-(?:{})-(?:{})(?:-(?:{}))?(?:-(?:{}))?(?=-|$)".format(
     *("|".join(map(re.escape, values)) for values in (
         ATTN_IMPLEMENTATIONS, [compile_id(mode) for mode in COMPILE_MODES], DTYPES,
-        [quantization_id(method) for method in QUANTIZATIONS if method != NO_QUANTIZATION]))))
+        [quantization_id(method) for method in QUANTIZATIONS if method != NO_QUANTIZATION],
+        [speculative_id(mode) for mode in SPECULATIVE if speculative_id(mode)]))))
 
 
 def nodeid_group(nodeid: str) -> str | None:

@@ -5,7 +5,7 @@ the session."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from statistics import fmean
 
 from ..measure import environment, max_batch, memory, roofline
@@ -21,6 +21,7 @@ from ..measure.latency import mode as latency_mode
 from ..measure.max_batch import BatchSearch
 from ..measure.progress import Progress
 from ..measure.results import RunResult
+from ..measure.speculation import DraftCounter, Speculation, figures
 from ..measure.telemetry import Telemetry
 from ..measure.timing import timed_rounds, warmup_rounds
 from ..model.loading import LoadedModel
@@ -29,7 +30,7 @@ from ..model.workload import Workload
 from ..settings import registry
 from ..settings.config import ModelSpec
 from ..settings.options import MAX_BATCH
-from ..strategies.base import Generations, RunContext
+from ..strategies.base import Generations, RunContext, speculative_unsupported_reason
 from ..verdicts.diagnose import diagnose
 from .session import PerfSession
 
@@ -55,7 +56,12 @@ class OutOfMemoryCase(Exception):
 def resolve_batch_size(session: PerfSession, target: LoadedModel, workload: Workload, strategy_name: str,
                        batch_size: int | str, test: str = "") -> tuple[int, BatchSearch | None]:
     """A batch size to run: itself, or for "max" the largest that fits, searched once per strategy
-    and configuration in a session (the consistency test gets the size the timed test ran)."""
+    and configuration in a session (the consistency test gets the size the timed test ran). A
+    speculative case that cannot run at this size is skipped first (no search for one)."""
+    reason = speculative_unsupported_reason(registry.create(strategy_name), strategy_name, target.spec.speculative,
+                                            batch_size) if target.spec.speculating else None
+    if reason:
+        raise Unsupported(reason)
     if batch_size != MAX_BATCH:
         return int(batch_size), None
     key = (target.spec, workload.spec, strategy_name)
@@ -107,9 +113,9 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
     if oom is not None:
         session.record_out_of_memory(target.spec, workload.spec, oom)
         raise OutOfMemoryCase(oom)
-    generations, timing, padding_fraction = rounds
+    generations, timing, padding_fraction, acceptance = rounds
     efficiency = None if timing is None else roofline_of(session, target, workload, generations, timing)
-    if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE):
+    if (strategy_name, batch_size) == (BASELINE_STRATEGY, BASELINE_BATCH_SIZE) and not target.spec.speculating:
         session.set_baseline(target, workload, generations)
     result = RunResult(
         spec=target.spec,
@@ -137,9 +143,17 @@ def run(session: PerfSession, target: LoadedModel, workload: Workload, strategy_
         weight_bytes=target.weight_bytes,
         quantization_config=target.quantization_config,
         unquantized=against_unquantized(session, target, workload, generations),
+        speculation=speculation_of(target, acceptance, timing.tokens_per_round if timing else
+                                   [generations.generated_tokens]),
+        non_speculative=session.find(target.spec.plain, workload.spec, strategy_name, batch_size, timed=True)
+        if target.spec.speculating else None,
     )
     session.record(result)
     return result
+
+
+NO_SPECULATIVE_ROOFLINE = ("not computed with speculative decoding: a forward pass of the main model verifies several "
+                           "tokens, and the draft reads weights of its own")
 
 
 def roofline_of(session: PerfSession, target: LoadedModel, workload: Workload, generations, timing) -> dict:
@@ -152,27 +166,54 @@ def roofline_of(session: PerfSession, target: LoadedModel, workload: Workload, g
                                    prompt_tokens=fmean(map(len, workload.input_ids)),
                                    generated_tokens=generations.generated_tokens / generations.num_samples)
 
+    if target.spec.speculating:  # no fraction: the bandwidth only, and why
+        return {**roofline.efficiency(step, session.memory_bandwidth(target), {}, 0, 0),
+                "roofline_note": NO_SPECULATIVE_ROOFLINE}
     info = computed(session.memory_bandwidth(target))
     return computed(session.memory_bandwidth(target, again=True)) if info["roofline_note"] else info
 
 
+def speculation_of(target: LoadedModel, acceptance, tokens_per_round) -> dict | None:
+    """A speculative case's ``extra_info`` fields (``speculation.figures`` of its rounds' counts and
+    tokens, and how candidates were proposed); None for any other case."""
+    if acceptance is None:
+        return None
+    random = "the draft" if target.draft is not None and target.draft.random_weights else \
+        "the model" if target.random_weights else None
+    note = f"{random} has random weights (shape:): its acceptance rate says nothing of a trained one's" if random \
+        else None
+    return {**figures(acceptance, tokens_per_round), "acceptance_rate_note": note,
+            "speculative_config": target.speculative_config()}
+
+
 def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int, benchmark, settings,
             warmup: int, telemetry=None, progress=None):
-    """``(generations, timing, padding fraction)``: timed through ``benchmark`` when given (after
-    ``warmup`` rounds), else one untimed round (timing None). The padding fraction is the last round's
-    prefill (``PaddingCounter``), counted after the rounds. ``telemetry``: the device's
-    ``telemetry.Source``; ``progress``: a ``progress.Progress``, outermost."""
+    """``(generations, timing, padding fraction, acceptance)``: timed through ``benchmark`` when given
+    (after ``warmup`` rounds), else one untimed round (timing None). The padding fraction is the last
+    round's prefill (``PaddingCounter``), counted after the rounds; ``acceptance``: with speculative
+    decoding, the counts of the measured rounds (``speculation.Acceptance``), else None.
+    ``telemetry``: the device's ``telemetry.Source``; ``progress``: a ``progress.Progress``, outermost."""
+    counter = DraftCounter(target.model) if target.spec.speculating else None
     if benchmark is None:
-        generations, padding_fraction = _once(target, workload, strategy_name, batch_size)
-        return generations, None, padding_fraction
-    with prepared(target, workload, strategy_name, batch_size) as (one_round, ctx):
+        generations, padding_fraction = _once(target, workload, strategy_name, batch_size, counter=counter)
+        return generations, None, padding_fraction, None if counter is None else [counter.reading()]
+    with prepared(target, workload, strategy_name, batch_size, counter=counter) as (one_round, ctx):
         instruments = round_instruments(target, settings.gc, settings.benchmark_disable_gc, telemetry)
         instruments = ((progress,) if progress is not None else ()) + instruments
+        if counter is not None:  # read after each round, before the instruments that measure the round's end
+            instruments += (Speculation(counter),)
         instruments += (Latency(ctx.latency, strategy_name, latency_mode(settings.latency, target.device),
                                 settings.rounds),)
         generations, timing = timed_rounds(benchmark, one_round, target.sync, warmup, settings.rounds, instruments,
                                            settings.max_cv)
-        return generations, timing, ctx.padding.fraction()
+        padding_fraction = ctx.padding.fraction()
+    if counter is None:
+        acceptance = None
+    elif timing is None:  # --benchmark-disable: the one round pedantic ran
+        acceptance = [counter.reading()]
+    else:
+        acceptance = list(timing.readings["speculation"])
+    return generations, timing, padding_fraction, acceptance
 
 
 def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: bool, telemetry=None) -> tuple:
@@ -186,10 +227,11 @@ def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: 
 
 
 def baseline(session: PerfSession, target: LoadedModel, workload: Workload) -> Generations:
-    """The bs=1 outputs of this configuration: plain ``generate``, one prompt at a time, computed once."""
+    """The bs=1 outputs of this configuration: plain ``generate``, one prompt at a time, without
+    speculative decoding, computed once (a speculative configuration shares them)."""
     generations = session.baseline(target, workload)
     if generations is None:
-        generations = generate_once(target, workload, BASELINE_STRATEGY, BASELINE_BATCH_SIZE)
+        generations = generate_once(target, workload, BASELINE_STRATEGY, BASELINE_BATCH_SIZE, speculate=False)
         session.set_baseline(target, workload, generations)
     return generations
 
@@ -225,40 +267,56 @@ def against_unquantized(session: PerfSession, target: LoadedModel, workload: Wor
 
 
 @contextmanager
-def prepared(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int):
-    """Set the strategy up (untimed), yield its one-round function, tear it down (also on failure)."""
+def prepared(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int, speculate: bool = True,
+             counter: DraftCounter | None = None):
+    """Set the strategy up (untimed), yield its one-round function, tear it down (also on failure).
+    With speculative decoding (unless ``speculate`` is False: the non-speculative outputs), what it
+    proposes and keeps is counted (``counter``, made here when not given), and a round that did not
+    go through it fails."""
     strategy = registry.create(strategy_name)
-    reason = strategy.unsupported_reason(target)
+    speculating = speculate and target.spec.speculating
+    reason = speculative_unsupported_reason(strategy, strategy_name, target.spec.speculative, batch_size) \
+        if speculating else None
+    reason = reason or strategy.unsupported_reason(target)
     if reason:
         raise Unsupported(reason)
     ctx = RunContext(target, workload, batch_size,
-                     target.generation_config(workload.spec.max_new_tokens, workload.spec.ignore_eos))
-    strategy.setup(ctx)
+                     target.generation_config(workload.spec.max_new_tokens, workload.spec.ignore_eos, speculate),
+                     target.generate_kwargs(speculate))
+    counter = (counter or DraftCounter(target.model)) if speculating else None
     expected = len(workload.texts)
 
     def one_round() -> Generations:
         ctx.padding.begin()
+        calls = counter.calls if counter is not None else 0
         generations = strategy.generate(ctx)
         if generations.num_samples != expected:  # a len(): nothing to see in a round's time
             raise StrategyError(f"strategy {strategy_name!r} returned {generations.num_samples} outputs for "
                                 f"{expected} prompts (batch size {batch_size})")
+        if counter is not None and counter.calls == calls:
+            raise StrategyError(f"strategy {strategy_name!r} declares speculative = True but ran without speculative "
+                                f"decoding ({target.spec.speculative}): it must pass ctx.generation_config and "
+                                "ctx.generate_kwargs to every generate call")
         return generations
 
-    try:
-        yield one_round, ctx
-    finally:
-        strategy.teardown(ctx)
+    with counter if counter is not None else nullcontext():
+        strategy.setup(ctx)
+        try:
+            yield one_round, ctx
+        finally:
+            strategy.teardown(ctx)
 
 
-def generate_once(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int) -> Generations:
-    """One untimed round of a strategy over the workload."""
-    return _once(target, workload, strategy_name, batch_size)[0]
+def generate_once(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int,
+                  speculate: bool = True, counter: DraftCounter | None = None) -> Generations:
+    """One untimed round of a strategy over the workload (``prepared``'s ``speculate`` and ``counter``)."""
+    return _once(target, workload, strategy_name, batch_size, speculate, counter)[0]
 
 
-def _once(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int
-          ) -> tuple[Generations, float | None]:
+def _once(target: LoadedModel, workload: Workload, strategy_name: str, batch_size: int, speculate: bool = True,
+          counter: DraftCounter | None = None) -> tuple[Generations, float | None]:
     """One untimed round, and its padding fraction."""
-    with prepared(target, workload, strategy_name, batch_size) as (one_round, ctx):
+    with prepared(target, workload, strategy_name, batch_size, speculate, counter) as (one_round, ctx):
         generations = one_round()
     target.sync()
     return generations, ctx.padding.fraction()

@@ -12,7 +12,7 @@ from ..measure.instruments import resident_bytes
 from ..measure.memory import OutOfMemory
 from ..measure.results import RunResult
 from ..model import identity
-from ..model.loading import LoadedModel, LoadError, load
+from ..model.loading import LoadedModel, LoadError, load, with_speculation
 from ..model.workload import (
     Rows,
     Workload,
@@ -62,13 +62,18 @@ class PerfSession:
         self._telemetry: dict[str, object] = {}  # device -> telemetry.Source
 
     def target(self, spec: ModelSpec) -> LoadedModel:
+        """The loaded model of ``spec``, the one resident at a time. A configuration that differs from
+        the resident one only in speculative decoding shares its main model (``with_speculation``)."""
         if self._resident is not None and self._resident.spec == spec:
             return self._resident
         if spec in self._load_errors:
             raise self._load_errors[spec]
-        self._release_model()
         try:
-            self._resident = load(spec)
+            if self._resident is not None and self._resident.spec.plain == spec.plain:
+                self._resident = with_speculation(self._resident, spec)  # a draft it no longer holds is freed
+            else:
+                self._release_model()
+                self._resident = load(spec)
         except LoadError as exc:
             self._load_errors[spec] = exc.with_traceback(None)  # its frames (and a half-loaded model) go
             raise
@@ -162,14 +167,17 @@ class PerfSession:
         return probe.reading()
 
     def baseline(self, target: LoadedModel, workload: Workload) -> Generations | None:
-        return self.baseline_of(target.spec, workload.spec)
+        """The non-speculative bs=1 outputs of this model configuration (with or without speculative
+        decoding: a speculative one must reproduce them)."""
+        return self.baseline_of(target.spec.plain, workload.spec)
 
     def baseline_of(self, spec: ModelSpec, workload: WorkloadSpec) -> Generations | None:
         """The bs=1 outputs of a configuration, if this session has them (loaded or not now)."""
         return self._baselines.get((spec, workload))
 
     def set_baseline(self, target: LoadedModel, workload: Workload, generations: Generations) -> None:
-        self._baselines.setdefault((target.spec, workload.spec), generations)
+        """``generations``: the configuration's manual bs=1 outputs without speculative decoding."""
+        self._baselines.setdefault((target.spec.plain, workload.spec), generations)
 
     def out_of_memory(self, spec: ModelSpec, workload: WorkloadSpec, strategy: str,
                       batch_size: int) -> OutOfMemory | None:

@@ -12,7 +12,17 @@ import json
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from .options import AXES, NO_QUANTIZATION, OPTIONS_BY_DEST, SYNTHETIC, THRESHOLDS
+from .options import (
+    ASSISTED,
+    AXES,
+    NO_QUANTIZATION,
+    NOT_SPECULATIVE,
+    OPTIONS_BY_DEST,
+    PROMPT_LOOKUP,
+    SYNTHETIC,
+    THRESHOLDS,
+    draft_model,
+)
 from .presets import preset_values
 
 
@@ -25,6 +35,13 @@ def quantization_id(method: str) -> str:
     """The test-id piece for a quantization method: ``int8weight``, ``bnb4bit``...; none for ``none``, so
     that the ids of unquantized configurations (and the saved runs that hold them) stay what they were."""
     return "" if method == NO_QUANTIZATION else method.replace("-", "")
+def speculative_id(mode: str) -> str:
+    """The test-id piece for a speculative decoding mode: nothing for ``none`` (ids stay as they were
+    before the axis), else the mode (``assisted``, ``prompt-lookup``)."""
+    return "" if mode == NOT_SPECULATIVE else mode
+
+
+SPECULATION_FIELDS = ("speculative", "draft", "prompt_lookup_tokens")
 
 
 @dataclass(frozen=True)
@@ -37,10 +54,15 @@ class ModelSpec:
     attn_implementation: str
     compile_mode: str
     quantization: str = NO_QUANTIZATION
+    speculative: str = NOT_SPECULATIVE  # speculative decoding: none, assisted, prompt-lookup
+    draft: str | None = None  # assisted: the draft model (``builtin``: the built-in draft); None otherwise
+    prompt_lookup_tokens: int | None = None  # prompt-lookup: tokens proposed per step at most; None otherwise
 
     @property
     def id(self) -> str:
-        pieces = (self.attn_implementation, compile_id(self.compile_mode), self.dtype, quantization_id(self.quantization))
+        # the speculative mode goes last: what decodes, after what is loaded
+        pieces = (self.attn_implementation, compile_id(self.compile_mode), self.dtype, quantization_id(self.quantization),
+                  speculative_id(self.speculative))
         return "-".join(piece for piece in pieces if piece)
 
     @property
@@ -48,13 +70,25 @@ class ModelSpec:
         fields = asdict(self)
         if self.quantization == NO_QUANTIZATION:  # the hash of an unquantized model is what it was before this field
             del fields["quantization"]
+        if self.speculative == NOT_SPECULATIVE:  # every other configuration's hash is what it was before them
+            for name in SPECULATION_FIELDS:
+                del fields[name]
         return _digest(fields)
 
     @property
     def unquantized(self) -> "ModelSpec":
-        """The same model, dtype, attention and compile mode, without quantization: what a quantized
-        configuration's outputs are compared with."""
-        return replace(self, quantization=NO_QUANTIZATION)
+        """The same model, dtype, attention and compile mode, without quantization (and without speculative
+        decoding, whose greedy outputs are the same): what a quantized configuration's outputs are compared with."""
+        return replace(self.plain, quantization=NO_QUANTIZATION)
+
+    @property
+    def speculating(self) -> bool:
+        return self.speculative != NOT_SPECULATIVE
+
+    @property
+    def plain(self) -> "ModelSpec":
+        """The same model configuration without speculative decoding: the one whose outputs it must reproduce."""
+        return replace(self, **dict(zip(SPECULATION_FIELDS, (NOT_SPECULATIVE, None, None))))
 
 
 @dataclass(frozen=True)
@@ -98,6 +132,7 @@ class Thresholds:
     min_exact_match: float | None = None
     min_similarity: float | None = None
     min_match_unquantized: float | None = None  # exact match to the unquantized model's bs=1 outputs
+    min_match_non_speculative: float | None = None  # a speculative case's exact match to the non-speculative bs=1
     tolerance: dict | None = None  # metric name (or "*") -> fraction; None: each metric's default
     min_baseline_match: float | None = None
     tolerate_near_ties: bool = False
@@ -120,6 +155,7 @@ class Axes:
     attn_implementations: tuple[str, ...]
     compile_modes: tuple[str, ...]
     quantizations: tuple[str, ...]
+    speculative: tuple[str, ...]
     batch_sizes: tuple[int | str, ...]  # ints, and "max" last when asked for
     strategies: tuple[str, ...]
 
@@ -130,6 +166,8 @@ class Settings:
 
     model: str
     device: str
+    draft_model: str | None  # --llmperf-draft-model as given; None: the built-in draft for the built-in model
+    prompt_lookup_tokens: int
     workload: WorkloadSpec
     axes: Axes
     coverage: str  # --llmperf-coverage: the preset (presets.py)
@@ -199,8 +237,10 @@ class Settings:
         return TestSettings(axes=replace(self.axes, **axes), thresholds=Thresholds(**merged))
 
     def model_spec(self, dtype: str, attn_implementation: str, compile_mode: str,
-                   quantization: str = NO_QUANTIZATION) -> ModelSpec:
-        return ModelSpec(self.model, self.device, dtype, attn_implementation, compile_mode, quantization)
+                   quantization: str = NO_QUANTIZATION, speculative: str = NOT_SPECULATIVE) -> ModelSpec:
+        return ModelSpec(self.model, self.device, dtype, attn_implementation, compile_mode, quantization, speculative,
+                         draft_model(self.model, self.draft_model) if speculative == ASSISTED else None,
+                         self.prompt_lookup_tokens if speculative == PROMPT_LOOKUP else None)
 
 
 @dataclass(frozen=True)

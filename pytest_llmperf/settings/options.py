@@ -25,6 +25,10 @@ NO_QUANTIZATION = "none"
 # and checks at import that it names exactly these): torchao, bitsandbytes, optimum-quanto.
 QUANTIZATIONS = (NO_QUANTIZATION, "int8-weight", "int8-dynamic", "int4-weight", "bnb-8bit", "bnb-4bit",
                  "quanto-int8", "quanto-int4")
+# Speculative decoding through transformers' generate: a draft model proposes tokens (``assistant_model``),
+# or n-grams of the prompt do (``prompt_lookup_num_tokens``); the main model verifies them.
+NOT_SPECULATIVE, ASSISTED, PROMPT_LOOKUP = "none", "assisted", "prompt-lookup"
+SPECULATIVE = (NOT_SPECULATIVE, ASSISTED, PROMPT_LOOKUP)
 GC_MODES = ("freeze", "none")  # instruments.Collector implements them
 ON_OOM = ("fail", "skip")
 LATENCY_MODES = ("auto", "rounds", "extra", "off")  # latency.mode resolves auto
@@ -377,6 +381,18 @@ OPTIONS: tuple[Option, ...] = (
            "int8-weight, int8-dynamic, int4-weight (CUDA, bfloat16); bitsandbytes bnb-8bit, bnb-4bit (NF4); "
            "optimum-quanto quanto-int8, quanto-int4. Each needs its package (the 'quant' extra); one that cannot "
            "run here is skipped with the reason", "LIST"),
+    Option("speculative", NOT_SPECULATIVE, parse_choices(SPECULATIVE),
+           "list of speculative decoding modes: none; assisted (a draft model proposes tokens, "
+           "--llmperf-draft-model); prompt-lookup (n-grams of the prompt do, --llmperf-prompt-lookup-tokens). Batch "
+           "size 1 and the generate-based strategies only; greedy outputs must equal the non-speculative ones",
+           "LIST"),
+    Option("draft_model", None, parse_optional_text,
+           "the draft model of --llmperf-speculative assisted: a hub id, a local model directory, 'builtin' (the "
+           "built-in model's draft) or 'shape:NAME' (random weights: speed only)", "ID",
+           default_text="the built-in draft with --llmperf-model builtin, else none (then required)"),
+    Option("prompt_lookup_tokens", "10", parse_int(1),
+           "the most tokens --llmperf-speculative prompt-lookup proposes per step (transformers' "
+           "prompt_lookup_num_tokens)", "N"),
     Option("batch_sizes", "1,4,16", parse_batch_sizes,
            "list of positive batch sizes; 'max' (or 'auto') is the largest that fits, found by doubling then "
            "bisecting on out-of-memory", "LIST"),
@@ -432,6 +448,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("min_match_unquantized", None, parse_fraction(),
            "fail when fewer than this fraction of a quantized configuration's samples equal the token ids the "
            "unquantized model generates at bs=1 (same model, dtype, attention and compile mode; 0..1)", "FRACTION"),
+    Option("min_match_non_speculative", "1.0", parse_fraction(),
+           "fail a speculative case (--llmperf-speculative) when fewer than this fraction of samples equal the "
+           "non-speculative bs=1 token ids: greedy speculative decoding must not change outputs (0..1; 'off' "
+           "disables)", "FRACTION"),
     # While the session runs.
     Option("on_oom", "fail", parse_choice(ON_OOM),
            "a case that runs out of memory: fail it, or skip it; either way in one line, its memory freed and "
@@ -510,6 +530,7 @@ AXES = {  # option dest -> marker keyword
     "attn": "attn_implementations",
     "compile": "compile_modes",
     "quantization": "quantizations",
+    "speculative": "speculative",
     "batch_sizes": "batch_sizes",
     "strategies": "strategies",
 }
@@ -518,7 +539,7 @@ THROUGHPUT_THRESHOLDS = ("min_tokens_per_s", "min_samples_per_s", "min_speedup",
                          *CEILINGS)  # need timing
 BASELINE_THRESHOLDS = ("tolerance", "min_baseline_match", "tolerate_near_ties")
 THRESHOLDS = (*THROUGHPUT_THRESHOLDS, "latency_percentile", "min_exact_match", "min_similarity", "min_match_unquantized",
-              *BASELINE_THRESHOLDS)
+              "min_match_non_speculative", *BASELINE_THRESHOLDS)
 
 
 def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -> tuple[dict, dict]:
@@ -546,6 +567,7 @@ def read_options(get_cli: Callable[[str], Any], get_ini: Callable[[str], Any]) -
         if is_explicit:
             explicit[option.dest] = value
     check_workload(values, explicit)
+    check_speculative(values, explicit)
     return values, explicit
 
 
@@ -559,6 +581,22 @@ def check_workload(values: dict, explicit: dict) -> None:
     elif values["num_samples"] is None:
         raise ValueError("--llmperf-num-samples: 'all' has no meaning for --llmperf-dataset synthetic; give a number "
                          "of prompts")
+
+
+def draft_model(model: str, draft: str | None) -> str | None:
+    """The draft of assisted decoding: the one given, else the built-in draft for the built-in model,
+    else None (assisted decoding cannot run: ``NO_DRAFT``)."""
+    return draft if draft is not None else BUILTIN if model == BUILTIN else None
+
+
+NO_DRAFT = ("--llmperf-speculative assisted needs --llmperf-draft-model (a hub id, a local model directory or "
+            "shape:NAME): the built-in draft goes with --llmperf-model builtin only")
+
+
+def check_speculative(values: dict, explicit: dict) -> None:
+    """Assisted decoding asked for on the command line or in ini needs a draft; a marker's is checked by its test."""
+    if ASSISTED in values["speculative"] and draft_model(values["model"], values["draft_model"]) is None:
+        raise ValueError(NO_DRAFT)
 
 
 # pytest-benchmark's options that size its own calibrated rounds. Perf tests run pedantic rounds (a

@@ -14,6 +14,11 @@ A static-batching round also reports the attention mask of each batch it sends t
 ``ctx.padding`` (``PaddingCounter``), from which the padding fraction of its prefill is computed after
 the rounds. A strategy that sends none (continuous batching packs its sequences: nothing is padded)
 has no padding fraction.
+
+Speculative decoding (``--llmperf-speculative``) reaches a strategy through ``ctx.generation_config``
+(prompt lookup) and ``ctx.generate_kwargs`` (the draft model): a strategy that passes both to every
+``generate`` or pipeline call sets ``speculative = True``; any other is skipped for it
+(``speculative_unsupported_reason``), and one that claims it and does not pass them on fails.
 """
 
 from __future__ import annotations
@@ -89,6 +94,8 @@ class RunContext:
     workload: "Workload"
     batch_size: int
     generation_config: Any  # transformers.GenerationConfig: greedy, max_new_tokens, eos/pad set
+    generate_kwargs: dict = field(default_factory=dict)  # for every generate/pipeline call: the draft model of
+    # speculative decoding (assistant_model); empty without it
     state: dict = field(default_factory=dict)  # scratch space between setup, rounds and teardown
     latency: LatencyReporter | None = None  # where a round reports its requests' times (latency.py)
     padding: PaddingCounter = field(default_factory=PaddingCounter)  # the masks a round sent
@@ -127,6 +134,10 @@ class RunContext:
 class Strategy:
     """Subclass this and decorate with ``@register_strategy("name")`` to add a strategy."""
 
+    # True: passes ``ctx.generation_config`` and ``ctx.generate_kwargs`` to every ``generate`` (or
+    # pipeline) call, so that speculative decoding runs through it. False, or why not (a phrase).
+    speculative: bool | str = False
+
     def unsupported_reason(self, target: "LoadedModel") -> str | None:
         """Why this strategy cannot run on this loaded model (the test is skipped), or None."""
         return None
@@ -140,6 +151,25 @@ class Strategy:
 
     def teardown(self, ctx: RunContext) -> None:
         """Untimed clean-up, once per test, also after a failure."""
+
+
+SPECULATIVE_BATCH_SIZE = ("runs at batch size 1 only: transformers' assisted generation (draft model or prompt "
+                          "lookup) takes one sequence per generate call")
+
+
+def speculative_unsupported_reason(strategy: Strategy, name: str, mode: str, batch_size) -> str | None:
+    """Why speculative decoding ``mode`` cannot run with this strategy at this batch size, or None.
+    Needs no model: the skip reason of a case, and what a filter of combinations can ask first."""
+    if mode == "none":
+        return None
+    if isinstance(strategy.speculative, str):
+        return f"speculative decoding ({mode}) does not run with strategy {name}: {strategy.speculative}"
+    if not strategy.speculative:
+        return (f"speculative decoding ({mode}) does not run with strategy {name}: it does not declare "
+                "speculative = True, which says it passes ctx.generation_config and ctx.generate_kwargs to generate")
+    if batch_size != 1:
+        return f"speculative decoding ({mode}) {SPECULATIVE_BATCH_SIZE}"
+    return None
 
 
 def generated_part(sequence: Sequence[int], prompt_ids: Sequence[int], pad_token_id: int | None) -> list[int]:

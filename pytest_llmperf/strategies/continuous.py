@@ -20,6 +20,8 @@ SUPPORTED_ATTN = ("eager", "sdpa", "flash_attention_2")
 
 
 class ContinuousStrategy(Strategy):
+    speculative = "transformers' continuous batching has no speculative decoding (generate_batch takes no draft)"
+
     def unsupported_reason(self, target) -> str | None:
         if target.spec.attn_implementation not in SUPPORTED_ATTN:
             return (

@@ -6,6 +6,8 @@ from .base import Generations, RunContext, Strategy
 
 
 class ManualStrategy(Strategy):
+    speculative = True
+
     def generate(self, ctx: RunContext) -> Generations:
         generated = []
         streamer = ctx.latency.streamer()  # None unless this round's latency is recorded
@@ -22,5 +24,6 @@ class ManualStrategy(Strategy):
         its attention mask reported to ``ctx.padding``: each row's new token ids."""
         ctx.padding.sent(inputs["attention_mask"])
         inputs = inputs.to(ctx.target.device)
-        sequences = ctx.model.generate(**inputs, generation_config=ctx.generation_config, streamer=streamer)
+        sequences = ctx.model.generate(**inputs, generation_config=ctx.generation_config, streamer=streamer,
+                                       **ctx.generate_kwargs)
         return sequences[:, inputs["input_ids"].shape[1] :].tolist()

@@ -8,6 +8,8 @@ from .base import Generations, RunContext, Strategy, generated_part
 
 
 class PipelineStrategy(Strategy):
+    speculative = True
+
     def setup(self, ctx: RunContext) -> None:
         from transformers import pipeline
 
@@ -27,6 +29,7 @@ class PipelineStrategy(Strategy):
             return_tensors=True,  # token ids, so generated tokens are counted exactly
             add_special_tokens=ctx.workload.add_special_tokens,
             generation_config=ctx.generation_config,
+            **ctx.generate_kwargs,
             **({"streamer": streamer} if streamer else {}),  # the pipeline's batches come in workload order
         )
         pad = ctx.tokenizer.pad_token_id

@@ -68,7 +68,9 @@ class GateReport:
             divergences = [diagnose(target, diff.index, workload.input_ids[diff.index],
                                     bs1.samples[diff.index].token_ids,
                                     result.generations.samples[diff.index].token_ids, near_tie) for diff in worst]
-            lines += sample_lines(f"bs={result.batch_size} {result.strategy} vs the bs=1 baseline", divergences,
+            speculative = f" {result.spec.speculative}" if result.spec.speculating else ""
+            baseline = "the non-speculative bs=1 baseline" if speculative else "the bs=1 baseline"
+            lines += sample_lines(f"bs={result.batch_size} {result.strategy}{speculative} vs {baseline}", divergences,
                                   [bs1.samples[d.index].text for d in divergences], result, workload,
                                   target.tokenizer, reference_name="bs=1", similarities={d.index: d.similarity
                                                                                           for d in worst})
@@ -90,7 +92,7 @@ class GateReport:
         return "\n".join(lines)
 
 
-OUTPUT_GATES = ("min_exact_match", "min_similarity")
+OUTPUT_GATES = ("min_exact_match", "min_similarity", "min_match_non_speculative")
 NOT_TIMED = "timing is disabled: --benchmark-disable, or xdist -n without timing (--llmperf-xdist-timing)"
 
 
@@ -98,20 +100,24 @@ def check(result: RunResult, thresholds: Thresholds, *, outputs: bool, throughpu
           alpha: float = 0.01) -> GateReport:
     gates: list[GateResult] = []
     consistency = result.consistency
+    identical = f"{sum(sample.exact for sample in consistency.samples)}/{result.num_samples} samples identical"
     if outputs and thresholds.min_exact_match is not None:
-        identical = sum(sample.exact for sample in consistency.samples)
         gates.append(_at_least("min_exact_match", "exact match to bs=1", consistency.exact_match,
-                               thresholds.min_exact_match, f"{identical}/{result.num_samples} samples identical"))
+                               thresholds.min_exact_match, identical))
     if outputs and thresholds.min_similarity is not None:
         gates.append(_at_least("min_similarity", "mean similarity to bs=1", consistency.similarity,
                                thresholds.min_similarity))
     unquantized = result.unquantized
     if outputs and thresholds.min_match_unquantized is not None and unquantized is not None:
-        identical = sum(sample.exact for sample in unquantized.consistency.samples)
+        same = sum(sample.exact for sample in unquantized.consistency.samples)
         gates.append(_at_least("min_match_unquantized", "exact match to unquantized", unquantized.exact_match,
                                thresholds.min_match_unquantized,
-                               f"{identical}/{result.num_samples} samples identical to the unquantized model's bs=1 "
+                               f"{same}/{result.num_samples} samples identical to the unquantized model's bs=1 "
                                f"outputs; divergences: {divergence_summary(unquantized.kinds())}"))
+    if outputs and thresholds.min_match_non_speculative is not None and result.spec.speculating:
+        gates.append(_at_least("min_match_non_speculative", f"exact match of greedy {result.spec.speculative} "
+                               "decoding to the non-speculative bs=1", consistency.exact_match,
+                               thresholds.min_match_non_speculative, identical))
     floors = {"min_tokens_per_s": thresholds.min_tokens_per_s, "min_samples_per_s": thresholds.min_samples_per_s,
               "min_speedup": thresholds.min_speedup if result.batch_size > 1 else None,
               "min_roofline": thresholds.min_roofline,

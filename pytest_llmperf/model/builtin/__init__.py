@@ -10,6 +10,7 @@ from pathlib import Path
 
 FILES = Path(__file__).parent / "files"
 MODEL_DIR = FILES / "model"
+DRAFT_DIR = FILES / "draft"  # the draft model of speculative decoding, same tokenizer (recipes/train.py --draft)
 DATASET_FILE = FILES / "foodextract_synth.jsonl"
 SHAPES_DIR = Path(__file__).parent / "shapes"  # published config.json files for --llmperf-model shape:NAME
 PROMPT_COLUMN = "sequence"

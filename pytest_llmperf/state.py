@@ -32,7 +32,14 @@ def is_perf_test(item: pytest.Item) -> bool:
 
 
 def collected(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The perf tests counted for the sweep's estimate, and put in run order (``ordering.in_run_order``)."""
+    """The perf tests counted for the sweep's estimate, and put in run order (``ordering.in_run_order``),
+    less the speculative cases a coverage preset named that cannot run (``LeftOut.speculative_cases``)."""
+    dropped = config.stash[LEFT_OUT].speculative_cases(config.stash[SETTINGS], items,
+                                                       lambda item: marker_kwargs(item) or {})
+    if dropped:
+        gone = set(dropped)
+        items[:] = [item for item in items if item not in gone]
+        config.hook.pytest_deselected(items=dropped)
     perf_items = [item for item in items if is_perf_test(item)]
     config.stash[SWEEP].total = len(perf_items)
     # `llmperf` requests pytest-benchmark's fixture (so --benchmark-only/--benchmark-skip see perf

@@ -42,7 +42,7 @@ def test_throughput(llmperf, strategy, batch_size):
 @pytest.mark.skipif(resolved_auto_device() != "cpu", reason="what full leaves out is a CPU's")
 def test_full_leaves_out_what_cannot_run_here_and_says_so_once(run_suite):
     result = run_suite("--collect-only", "-q", "--llmperf-coverage=full", "--llmperf-strategies=manual",
-                       "--llmperf-batch-sizes=1", "--llmperf-quantization=none")
+                       "--llmperf-batch-sizes=1", "--llmperf-quantization=none", "--llmperf-speculative=none")
     ids = collected(result)
     assert len(ids) == 3 * 2 * 4  # float32/bfloat16/float16 x eager/sdpa x every compile mode
     assert not [i for i in ids if "flash" in i or "flex" in i]
@@ -64,7 +64,7 @@ def test_full_takes_every_quantization_method_that_runs_here(run_suite):
 
     result = run_suite("--collect-only", "-q", "--llmperf-coverage=full", "--llmperf-strategies=manual",
                        "--llmperf-batch-sizes=1", "--llmperf-attn=sdpa", "--llmperf-compile=none",
-                       "--llmperf-dtype=float32")
+                       "--llmperf-dtype=float32", "--llmperf-speculative=none")
     runs = [m for m in QUANTIZATIONS if unsupported_reason(m, False, "float32") is None and m != NO_QUANTIZATION]
     expected = ["sdpa-nocompile-float32-manual-bs1"] + [
         f"sdpa-nocompile-float32-{quantization_id(m)}-manual-bs1" for m in runs]
@@ -77,7 +77,8 @@ def test_full_takes_every_quantization_method_that_runs_here(run_suite):
 @pytest.mark.skipif(resolved_auto_device() != "cpu", reason="flash_attention_2 runs on a GPU")
 def test_asked_for_by_name_a_configuration_that_cannot_run_still_skips_with_its_reason(run_suite):
     result = run_suite("-rs", "--llmperf-coverage=full", "--llmperf-attn=flash_attention_2", "--llmperf-dtype=bfloat16",
-                       "--llmperf-compile=none", "--llmperf-quantization=none", "--llmperf-strategies=manual",
+                       "--llmperf-compile=none", "--llmperf-quantization=none", "--llmperf-speculative=none",
+                       "--llmperf-strategies=manual",
                        "--llmperf-batch-sizes=1")
     result.assert_outcomes(skipped=1)
     result.stdout.fnmatch_lines(["SKIPPED*flash_attention_2 needs a CUDA device"])
@@ -88,3 +89,24 @@ def test_an_unknown_preset_is_a_one_line_usage_error(run_suite):
     result = run_suite("--llmperf-coverage=everything")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--llmperf-coverage: invalid value 'everything'; valid values: quick, standard, full"])
+
+
+def test_full_runs_speculative_decoding_where_it_can_and_leaves_out_the_rest_once(run_suite):
+    result = run_suite("--collect-only", "-q", "--llmperf-coverage=full", "--llmperf-attn=sdpa",
+                       "--llmperf-compile=none", "--llmperf-dtype=float32", "--llmperf-quantization=none",
+                       "--llmperf-strategies=manual,continuous", "--llmperf-batch-sizes=1,4")
+    ids = collected(result)
+    speculative = sorted(i for i in ids if "assisted" in i or "prompt-lookup" in i)
+    # batch size 1 with a generate-based strategy only; every case without it stays
+    assert speculative == ["sdpa-nocompile-float32-assisted-manual-bs1",
+                           "sdpa-nocompile-float32-prompt-lookup-manual-bs1"]
+    assert len(ids) - len(speculative) == 2 * 2
+    result.stdout.fnmatch_lines_random([
+        "llmperf: --llmperf-coverage full left out 2 configuration(s) that cannot run here "
+        "(sdpa-nocompile-float32-assisted-continuous-bs1, sdpa-nocompile-float32-assisted-continuous-bs4): "
+        "speculative decoding (assisted) does not run with strategy continuous: *",
+        "llmperf: --llmperf-coverage full left out 1 configuration(s) that cannot run here "
+        "(sdpa-nocompile-float32-prompt-lookup-manual-bs4): speculative decoding (prompt-lookup) runs at batch "
+        "size 1 only: *",
+        "*6 deselected*",
+    ])

@@ -229,6 +229,8 @@ def unsupported_reason(spec: ModelSpec) -> str | None:
         return "flex_attention on CPU fails inside torch inductor's C++ compile; run it on CUDA"
     if spec.dtype == "bfloat16" and on_cuda and not torch.cuda.is_bf16_supported():
         return "bfloat16 is not supported by this GPU"
+    if spec.speculative == ASSISTED and spec.draft is None:
+        return NO_DRAFT
     return quantization.unsupported_reason(spec.quantization, on_cuda, spec.dtype)
 
 

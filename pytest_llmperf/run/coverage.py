@@ -1,6 +1,8 @@
 """What a coverage preset leaves out: the model configurations it names that cannot run on this
-machine (``model.loading.unsupported_reason``) are dropped before collection, so that
-``--llmperf-coverage full`` on a CPU is not hundreds of skips, and the reasons are said once, in the
+machine (``model.loading.unsupported_reason``) are dropped before collection, and the speculative
+cases it names at a strategy or batch size speculative decoding does not run with
+(``strategies.base.speculative_unsupported_reason``) are deselected at collection, so that
+``--llmperf-coverage full`` on a CPU is not hundreds of skips; the reasons are said once, in the
 summary. A configuration the user asked for axis by axis is never dropped: it skips with its reason.
 """
 
@@ -9,8 +11,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Callable
 
+from ..settings import registry
 from ..settings.config import Settings
-from .parametrize import MODEL_AXES, model_id
+from ..strategies.base import speculative_unsupported_reason
+from .parametrize import MODEL_AXES, MODEL_PARAM, model_id
 
 
 class LeftOut:
@@ -38,6 +42,25 @@ class LeftOut:
             return [reason is None for reason in reasons]
 
         return keep
+
+    def speculative_cases(self, settings: Settings, items: list, marker_keys: Callable) -> list:
+        """The perf items to deselect: a speculative mode the preset named (the test's marker does not
+        set ``speculative``) at a strategy or batch size it does not run with."""
+        dropped, strategies = [], {}
+        for item in items:
+            params = item.callspec.params if hasattr(item, "callspec") else {}
+            mode = dict(params.get(MODEL_PARAM, ())).get("speculative")
+            if not mode or "strategy" not in params or "batch_size" not in params or \
+                    "speculative" not in settings.preset_axes - set(marker_keys(item)):
+                continue
+            name = params["strategy"]
+            if name not in strategies:
+                strategies[name] = registry.create(name)
+            reason = speculative_unsupported_reason(strategies[name], name, mode, params["batch_size"])
+            if reason:
+                self._ids[reason].add(item.callspec.id)
+                dropped.append(item)
+        return dropped
 
     def lines(self, coverage: str) -> list[str]:
         """A line per reason: what the preset left out, and why."""

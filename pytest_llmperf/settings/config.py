@@ -61,8 +61,8 @@ class ModelSpec:
     @property
     def id(self) -> str:
         # the speculative mode goes last: what decodes, after what is loaded
-        pieces = (self.attn_implementation, compile_id(self.compile_mode), self.dtype, quantization_id(self.quantization),
-                  speculative_id(self.speculative))
+        pieces = (self.attn_implementation, compile_id(self.compile_mode), self.dtype,
+                  quantization_id(self.quantization), speculative_id(self.speculative))
         return "-".join(piece for piece in pieces if piece)
 
     @property

@@ -19,6 +19,7 @@ from .options import (
     COVERAGE,
     DTYPES,
     QUANTIZATIONS,
+    SPECULATIVE,
     registered_strategy_names,
 )
 
@@ -33,22 +34,25 @@ PRESETS: dict[str, dict[str, str]] = {  # in the order of COVERAGE
         "compile": "none,default",
         "strategies": "manual,pipeline,keydataset,continuous",
     },
-    "full": {"dtype": EVERY, "attn": EVERY, "compile": EVERY, "quantization": EVERY, "strategies": EVERY},
+    "full": {"dtype": EVERY, "attn": EVERY, "compile": EVERY, "quantization": EVERY, "speculative": EVERY,
+             "strategies": EVERY},
 }
 assert tuple(PRESETS) == COVERAGE, "a preset per --llmperf-coverage value, in its order"
 PRESET_HELP = {
     "quick": "the options' defaults: what `pytest perf_tests` runs",
     "standard": "adds eager attention, compile `default`, bfloat16 and continuous batching",
-    "full": "every value of every axis that can run on this machine, quantization included",
+    "full": "every value of every axis that can run on this machine, quantization and speculative decoding "
+            "included",
 }
-AXIS_OPTIONS = ("dtype", "attn", "compile", "quantization", "strategies")  # the axes a preset may set, in the reference's order
+AXIS_OPTIONS = ("dtype", "attn", "compile", "quantization", "speculative", "strategies")  # the axes a preset may set, in the reference's order
 
 
 def every_value(dest: str) -> str:
     """Every value the axis option ``dest`` accepts, as a list it parses: its choices, less ``auto``
     (a dtype already in the list), and every registered strategy."""
     choices = {"dtype": tuple(d for d in DTYPES if d != "auto"), "attn": ATTN_IMPLEMENTATIONS,
-               "compile": COMPILE_MODES, "quantization": QUANTIZATIONS}
+               "compile": COMPILE_MODES, "quantization": QUANTIZATIONS,
+               "speculative": SPECULATIVE}
     values = choices[dest] if dest in choices else registered_strategy_names()
     return ",".join(values)
 

@@ -62,8 +62,9 @@ def render_presets() -> list[str]:
         rows.append(f"| `{name}` | {cell(PRESET_HELP[name])} | {cells} |")
     return ["### Coverage presets (`--llmperf-coverage`)", "",
             "An axis set on the command line, in ini or by a test's marker overrides the preset's value. "
-            "`full` leaves out, before collection, the configurations that cannot run on this machine, and lists "
-            "them once in the summary.", "",
+            "`full` leaves out, before collection, the configurations that cannot run on this machine (an "
+            "attention that needs CUDA, a quantization backend not installed, speculative decoding at a batch size "
+            "above 1 or with continuous batching), and lists them once in the summary, a line per reason.", "",
             f"| preset | what it runs | {flags} |", "|---|---|" + "---|" * len(AXIS_OPTIONS), *rows]
 
 

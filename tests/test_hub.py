@@ -24,11 +24,14 @@ RUN = ("-p", "no:cacheprovider", "-p", "no:randomly", "--llmperf-num-samples=8",
 
 
 class HubRecorder(BaseHTTPRequestHandler):
-    """The two calls of a commit of a small file: preupload (regular, not LFS), then the commit."""
+    """The two calls of a commit of a small file: preupload (regular, not LFS), then the commit; with
+    ``server.refuse`` set, a write refused (403, a token without write access: not retried)."""
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.received.append((self.command, self.path, self.headers.get("Authorization"), body))
+        if self.server.refuse:
+            return self.send_error(403, "You don't have the rights to write to this repository")
         if "/preupload/" in self.path:
             answer = {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
                                 for f in json.loads(body)["files"]]}
@@ -56,6 +59,7 @@ class HubRecorder(BaseHTTPRequestHandler):
 def recording_hub():
     server = ThreadingHTTPServer(("127.0.0.1", 0), HubRecorder)
     server.received, server.url = [], f"http://127.0.0.1:{server.server_address[1]}"
+    server.refuse = False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -130,9 +134,12 @@ def test_without_a_token_nothing_runs_and_the_error_says_what_to_set(tmp_path, h
 
 
 def test_a_failed_upload_keeps_the_rows_and_says_how_to_retry(tmp_path, hub_endpoint):
+    """A write the Hub refuses (an unreachable Hub fails the same way, after huggingface_hub's ~25 s of
+    retries)."""
     (tmp_path / "test_perf.py").write_text(SUITE)
-    unreachable = "http://127.0.0.1:9"  # discard port: refused
-    result = run([*RUN, "--llmperf-push-to-hub=org/perf", "--benchmark-disable"], tmp_path, unreachable)
+    hub_endpoint.refuse = True
+    result = run([*RUN, "--llmperf-push-to-hub=org/perf", "--benchmark-disable"], tmp_path, hub_endpoint.url)
+    hub_endpoint.refuse = False
     assert result.returncode == 1, result.stdout[-3000:]  # the tests passed, but the upload asked for did not happen
     (kept,) = (tmp_path / ".llmperf" / "hub").glob("*.jsonl")
     line = next(line for line in result.stdout.splitlines() if "upload to org/perf failed" in line)

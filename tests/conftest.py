@@ -97,13 +97,16 @@ def keep_libraries_loaded_between_inline_runs(monkeypatch):
     monkeypatch.setattr(pytester_module.SysModulesSnapshot, "__init__", init)
 
 
-@pytest.fixture(autouse=True)
-def a_users_session_is_not_an_xdist_worker(monkeypatch):
+@pytest.fixture(scope="session", autouse=True)
+def a_users_session_is_not_an_xdist_worker():
     """Under ``pytest tests -n 2`` each test runs in an xdist worker, whose environment says so
     (``PYTEST_XDIST_WORKER``: pytest-benchmark then switches timing off). The sessions a test runs
-    with pytester are a user's own, in-process or not: they must not inherit it."""
-    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(name, raising=False)
+    with pytester are a user's own, in-process or in a subprocess, from a test or a module's
+    fixture: they must not inherit it (session scope: set up before any other fixture)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+            patch.delenv(name, raising=False)
+        yield
 
 
 @pytest.fixture

@@ -166,7 +166,13 @@ def test_the_shipped_suite_passes_on_a_busy_machine_and_fails_when_batching_does
         competitor.terminate()
         competitor.join()
     busy_run.assert_outcomes(passed=10)
-    planted.assert_outcomes(passed=4, failed=1)
-    planted.stdout.fnmatch_lines(["*llmperf gate failed: nopayoff bs=4*",
-                                  "*speedup vs bs=1: 0.* < required 1 (99% CI *)*",
-                                  "FAILED*test_best_batch_size_beats_bs1*nopayoff*"])
+    if planted.parseoutcomes().get("failed"):
+        planted.assert_outcomes(passed=4, failed=1)
+        planted.stdout.fnmatch_lines(["*llmperf gate failed: nopayoff bs=4*",
+                                      "*speedup vs bs=1: 0.* < required 1 (99% CI *)*",
+                                      "FAILED*test_best_batch_size_beats_bs1*nopayoff*"])
+    else:  # a machine busier still (a CPU hog on every core, as `pytest tests -n 2` beside it makes):
+        # the rounds may not support a verdict, and the plugin says so; it never passes the case silently
+        planted.assert_outcomes(passed=5)
+        planted.stdout.fnmatch_lines(["*NoisyMeasurementWarning: llmperf: nopayoff bs=4*speedup vs bs=1: 0.* below "
+                                      "required 1 (99% CI *): inconclusive, too noisy to judge*; not failed"])

@@ -47,6 +47,8 @@ class LeftOut:
         """The perf items to deselect: a speculative mode the preset named (the test's marker does not
         set ``speculative``) at a strategy or batch size it does not run with."""
         dropped, strategies = [], {}
+        if "speculative" not in settings.preset_axes:  # the usual session: nothing to look at
+            return dropped
         for item in items:
             params = item.callspec.params if hasattr(item, "callspec") else {}
             mode = dict(params.get(MODEL_PARAM, ())).get("speculative")

@@ -68,11 +68,6 @@ def axis_marks(metafunc: pytest.Metafunc, axes, keep: Callable[[list[dict]], lis
     return marks
 
 
-def axis_id(named_values) -> str:
-    """``sdpa-nocompile-float32``: the id pieces of ``(axis name, value)`` pairs, empty ones left out."""
-    return "-".join(piece for piece in (AXIS_IDS.get(name, str)(value) for name, value in named_values) if piece)
-
-
 def _axis_mark(name: str, values, scope: str):
     return pytest.mark.parametrize(name, values, ids=[AXIS_IDS.get(name, str)(value) or name + "-none"
                                                       for value in values], scope=scope)

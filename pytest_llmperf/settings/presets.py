@@ -44,7 +44,8 @@ PRESET_HELP = {
     "full": "every value of every axis that can run on this machine, quantization and speculative decoding "
             "included",
 }
-AXIS_OPTIONS = ("dtype", "attn", "compile", "quantization", "speculative", "strategies")  # the axes a preset may set, in the reference's order
+# the axes a preset may set, in the reference's order
+AXIS_OPTIONS = ("dtype", "attn", "compile", "quantization", "speculative", "strategies")
 
 
 def every_value(dest: str) -> str:

@@ -172,7 +172,9 @@ def test_the_shipped_suite_passes_on_a_busy_machine_and_fails_when_batching_does
                                       "*speedup vs bs=1: 0.* < required 1 (99% CI *)*",
                                       "FAILED*test_best_batch_size_beats_bs1*nopayoff*"])
     else:  # a machine busier still (a CPU hog on every core, as `pytest tests -n 2` beside it makes):
-        # the rounds may not support a verdict, and the plugin says so; it never passes the case silently
+        # the rounds may not support a verdict, or the machine's speed may have changed enough between
+        # the two cases to explain the shortfall, and the plugin says so; it never passes the case silently
         planted.assert_outcomes(passed=5)
-        planted.stdout.fnmatch_lines(["*NoisyMeasurementWarning: llmperf: nopayoff bs=4*speedup vs bs=1: 0.* below "
-                                      "required 1 (99% CI *): inconclusive, too noisy to judge*; not failed"])
+        planted.stdout.re_match_lines([r".*NoisyMeasurementWarning: llmperf: nopayoff bs=4.*speedup vs bs=1: 0\.\S+ below "
+                                       r"required 1 \(99% CI .*\): inconclusive, (too noisy to judge|the machine's speed "
+                                       r"changed \(probe .* ms -> .* ms\), which could explain the shortfall); not failed"])

@@ -1,6 +1,9 @@
 """The statistics of the cross-commit gate, on synthetic samples: a change must be both larger than
 the tolerance and significant; too few rounds is "low power"; one round is never enough."""
 
+from dataclasses import dataclass, replace
+from statistics import median
+
 import pytest
 
 from pytest_llmperf.measure.metrics import METRICS_BY_NAME
@@ -96,3 +99,49 @@ def test_a_machine_speed_change_the_probe_cannot_correct_for_is_inconclusive_nev
     # one reading cannot show that it is steady: not scaled by, but it can show a change of speed
     one = checks([100.0], [0.010], [100.0], [0.030])
     assert not one.speed_adjusted and one.verdict == INCONCLUSIVE and one.speed_changed
+
+
+@dataclass(frozen=True)
+class Case:
+    """What the speedup gate reads of a timed case: its per-round samples/s and speed-probe readings."""
+
+    batch_size: int
+    rounds: list[float]
+    probe_ms: list[float]
+    strategy: str = "manual"
+    timing: bool = True
+
+    @property
+    def samples_per_s(self) -> float:
+        return median(self.rounds)
+
+    def extra_info(self) -> dict:
+        return {"metric_samples": {"samples_per_s": self.rounds}, "probe_s": [ms / 1e3 for ms in self.probe_ms]}
+
+
+def test_a_speedup_shortfall_a_machine_speed_change_could_explain_is_inconclusive_and_one_it_cannot_still_fails():
+    """Rounds measured on the 2-core machine (2026-11-28): the shipped suite's manual case with a CPU
+    hog on one core and a second pytest session on the other, as `pytest tests -n 2` runs the busy
+    test, and the busy test's planted no-payoff strategy (every extra sample costs two batches' time)
+    with the hog alone. The probe's readings scatter (CV above 25%) in both, so no round is scaled."""
+    from pytest_llmperf.verdicts.gates import speedup_gate
+
+    # batching that pays off 4x on a quiet machine read 0.149x: the bs=4 case ran at a probe 5x slower
+    bs1 = Case(1, [1.443, 4.611, 5.182], [659.3, 135.4, 200.7])
+    bs4 = Case(4, [0.688, 0.69, 0.687], [969.7, 965.0, 545.1])
+    fooled = speedup_gate(bs4, bs1, 1.0, 0.01)
+    assert fooled.passed and fooled.inconclusive
+    assert fooled.text == ("speedup vs bs=1: 0.1492 below required 1 (99% CI 0.133-0.478, p=0.05, low power): "
+                           "inconclusive, the machine's speed changed (probe 200.7 ms -> 965.0 ms), which could "
+                           "explain the shortfall; not failed")
+    # the planted no-payoff: the machine slowed 2.9x between the cases, but the shortfall holds at
+    # either probe scaling (each case by its median reading, each round by its own)
+    bs1 = Case(1, [7.829, 6.674, 8.16, 7.885, 7.119, 7.042, 6.953], [66.6, 72.5, 196.5, 178.3, 66.6, 212.5, 73.7])
+    bs4 = Case(4, [0.794, 1.151, 0.748, 1.914, 1.991, 1.848, 1.355], [213.6, 228.4, 175.4, 167.5, 125.2, 223.0, 369.2])
+    no_payoff = speedup_gate(bs4, bs1, 1.0, 0.01)
+    assert not no_payoff.passed and not no_payoff.inconclusive
+    assert no_payoff.note.endswith("the machine's speed changed (probe 73.7 ms -> 213.6 ms), and the shortfall holds "
+                                   "with the rounds brought to one speed by its readings")
+    # the same rounds with steady probes at one speed: scaled (a no-op) and judged as measured
+    steady = speedup_gate(replace(bs4, probe_ms=[10.0] * 7), replace(bs1, probe_ms=[10.0] * 7), 1.0, 0.01)
+    assert not steady.passed and steady.note == "99% CI 0.101-0.280, p=0.000291, at equal machine speed"

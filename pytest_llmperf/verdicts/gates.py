@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..measure.compare import divergence_summary
-from ..measure.metrics import METRICS_BY_NAME, rounds_at_equal_speed
+from ..measure.metrics import (
+    METRICS_BY_NAME,
+    rounds_at_equal_speed,
+    rounds_at_probe_speeds,
+    speed_change,
+)
 from ..measure.results import RunResult, speedup
 from ..measure.stats import REGRESSED, compare
 from ..model.workload import prompt_text
@@ -183,7 +188,13 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
     """samples/s of ``result`` over ``reference`` (its bs=1 run) against ``floor``, judged on the
     per-round samples at equal machine speed as the cross-commit gate judges them: it fails only when
     the rounds show the floor is missed (significant at ``alpha``); a shortfall the rounds cannot
-    confirm is inconclusive, a warning."""
+    confirm is inconclusive, a warning.
+
+    When the probe's readings scattered too much to scale the rounds by, and show that the machine ran
+    at another speed during one case than during the other (on two busy cores a case can run 5x
+    slower than the one before it), a shortfall is still a failure only if it holds with the rounds
+    brought to one speed by those readings, either way (``rounds_at_probe_speeds``): a speed change
+    that could explain it makes it inconclusive."""
     label = "speedup vs bs=1" if reference is None or reference.batch_size == 1 else \
         f"speedup vs bs={reference.batch_size}"
     measured = speedup(result, reference) if reference is not None else None
@@ -194,15 +205,25 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
     if measured >= floor:
         return _at_least(name, label, measured, floor)
     metric = METRICS_BY_NAME["samples_per_s"]
-    before, now, adjusted = rounds_at_equal_speed(metric, reference.extra_info(), result.extra_info())
-    change = compare([floor * value for value in before], now, higher_is_better=True, tolerance=0.0, alpha=alpha)
+    before_info, now_info = reference.extra_info(), result.extra_info()
+    before, now, adjusted = rounds_at_equal_speed(metric, before_info, now_info)
+
+    def short(before, now):
+        return compare([floor * value for value in before], now, higher_is_better=True, tolerance=0.0, alpha=alpha)
+
+    change = short(before, now)
     evidence = (f"{1 - alpha:.0%} CI {floor * change.ci[0]:.3f}-{floor * change.ci[1]:.3f}"
                 + (f", p={change.p_value:.3g}" if change.p_value is not None else "")
                 + (", low power" if change.low_power else "") + (", at equal machine speed" if adjusted else ""))
-    if change.verdict == REGRESSED:
+    changed = "" if adjusted or change.verdict != REGRESSED else speed_change(metric, before_info, now_info)
+    if change.verdict == REGRESSED and not changed:
         return GateResult(name, label, measured, floor, False, evidence)
-    text = (f"{label}: {measured:.4g} below required {floor:g} ({evidence}): inconclusive, too noisy to judge "
-            f"({change.reason}); not failed")
+    if changed and all(short(*rounds).verdict == REGRESSED
+                       for rounds in rounds_at_probe_speeds(metric, before_info, now_info)):
+        return GateResult(name, label, measured, floor, False, f"{evidence}; {changed}, and the shortfall holds "
+                          "with the rounds brought to one speed by its readings")
+    why = f"{changed}, which could explain the shortfall" if changed else f"too noisy to judge ({change.reason})"
+    text = f"{label}: {measured:.4g} below required {floor:g} ({evidence}): inconclusive, {why}; not failed"
     return GateResult(name, label, measured, floor, True, evidence, text, inconclusive=True)
 
 

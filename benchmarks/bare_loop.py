@@ -139,6 +139,33 @@ def greedy(model, prompt: torch.Tensor, new_tokens: int, device: str) -> tuple[f
     return last - start, gaps
 
 
+def generated(model, prompt: torch.Tensor, new_tokens: int, device: str) -> tuple[float, list[float]]:
+    """As ``greedy``, through plain ``model.generate`` as a user calls it (its own ``no_grad``): exactly
+    ``new_tokens`` tokens (``min_new_tokens``), greedy. The token times come from a streamer of its own,
+    which ``generate`` calls with the prompt, then with each new token."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class Clock(BaseStreamer):
+        def __init__(self):
+            self.times = []
+
+        def put(self, value):
+            sync(device)
+            self.times.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    clock = Clock()
+    sync(device)
+    start = time.perf_counter()
+    model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
+                   min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, streamer=clock)
+    sync(device)
+    times = clock.times[1:]  # the first put is the prompt, before the prefill
+    return time.perf_counter() - start, [after - before for before, after in zip(times, times[1:])]
+
+
 def bare(model, args, batch_size: int) -> dict:
     """One measurement at ``batch_size``, with a copy probe of its own just before (the machine's
     speed drifts)."""
@@ -146,9 +173,10 @@ def bare(model, args, batch_size: int) -> dict:
     vocab = model.config.vocab_size
     generator = torch.Generator().manual_seed(batch_size)
     prompt = torch.randint(3, vocab, (batch_size, args.prompt_tokens), generator=generator).to(args.device)
-    greedy(model, prompt, args.new_tokens, args.device)  # warm-up
+    decode = generated if args.loop == "generate" else greedy
+    decode(model, prompt, args.new_tokens, args.device)  # warm-up
     held = reset_peak(args.device)
-    runs = [greedy(model, prompt, args.new_tokens, args.device) for _ in range(args.repeats)]
+    runs = [decode(model, prompt, args.new_tokens, args.device) for _ in range(args.repeats)]
     above = (peak(args.device) - held) / MiB
     gap = median(g for _, gaps in runs for g in gaps)
     weights, kv_step, kv_token = step_bytes(model, batch_size, args.prompt_tokens + args.new_tokens / 2)
@@ -223,7 +251,8 @@ def measure_all(args) -> list[dict]:
     model = build(args.shape, args.device, args.dtype, args.attn)
     print(f"shape:{args.shape} on {args.device}, {args.dtype}, {args.attn}: built in {time.perf_counter() - start:.1f} s, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters; prompt {args.prompt_tokens} random tokens, "
-          f"{args.new_tokens} new tokens, greedy, no EOS stop; median of {args.repeats} runs after 1 warm-up; "
+          f"{args.new_tokens} new tokens, greedy, no EOS stop, decoded by "
+          f"{'model.generate' if args.loop == 'generate' else 'the bare loop'}; median of {args.repeats} runs after 1 warm-up; "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
     rows = []
     for batch_size in map(int, args.batch_sizes.split(",")):
@@ -253,6 +282,9 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--attn", default="sdpa")
     parser.add_argument("--batch-sizes", default="1,4")
+    parser.add_argument("--loop", choices=("bare", "generate"), default="bare",
+                        help="the independent side: the hand-written greedy loop under inference_mode (bare), or "
+                        "plain model.generate as a user calls it (generate), which the plugin's strategies call too")
     parser.add_argument("--prompt-tokens", type=int, default=128)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)

@@ -18,6 +18,10 @@ warm-up run) of:
 * peak memory above the loaded model (CPU: the RSS high-water mark, reset before the run; CUDA:
   ``max_memory_allocated``), against the KV cache the shape implies at the full context.
 
+``--loop generate`` decodes with plain ``model.generate`` instead (greedy, ``min_new_tokens`` =
+``max_new_tokens``, its own ``no_grad``), the program users run and the plugin's strategies call; the
+token times then come from a streamer of its own that synchronises the device in ``put``.
+
 Beside them the plugin's figures for the same case (``manual`` strategy, same shape, dtype,
 prompt length and new tokens), read from a results file: ``--plugin`` runs ``pytest perf_tests``
 in a subprocess with one batch per round (``--llmperf-num-samples`` = batch size), right after
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -204,6 +209,7 @@ def plugin_command(args, batch_size: int, results: str) -> list[str]:
                "--llmperf-latency=rounds", f"--llmperf-results-file={results}", "--llmperf-progress=off"]
     if args.threads:
         command.append(f"--llmperf-threads={args.threads}")
+    command += shlex.split(args.plugin_args)  # later flags win: "--llmperf-latency=off" replaces the one above
     if not _plugin_installed():
         command[3:3] = ["-p", "pytest_llmperf.plugin"]
     return command
@@ -258,7 +264,7 @@ def measure_all(args) -> list[dict]:
     for batch_size in map(int, args.batch_sizes.split(",")):
         for pair in range(1, args.pairs + 1):
             row = {**bare(model, args, batch_size), "pair": pair}
-            print(f"bare bs={batch_size} ({pair}): {row['tokens_per_s']:,.2f} tokens/s, median gap {row['gap_ms']:.2f} ms, "
+            print(f"{args.loop} bs={batch_size} ({pair}): {row['tokens_per_s']:,.2f} tokens/s, median gap {row['gap_ms']:.2f} ms, "
                   f"roofline {row['roofline']:.3f} of {row['bandwidth_gb_s']:.1f} GB/s, peak above model "
                   f"{row['peak_above_model_mb']:,.1f} MB", flush=True)
             if args.plugin:
@@ -291,6 +297,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own); the plugin "
                         "run by --plugin gets the same through --llmperf-threads")
     parser.add_argument("--plugin", action="store_true", help="run the plugin per batch size in a subprocess")
+    parser.add_argument("--plugin-args", default="", help="extra pytest arguments for the plugin's run")
     parser.add_argument("--pairs", type=int, default=1, help="bare, plugin, bare, plugin...: this many pairs per size")
     parser.add_argument("--plugin-results", help="read the plugin's figures from this results file instead")
     parser.add_argument("--plugin-timeout", type=float, default=1200)
@@ -310,9 +317,10 @@ def main() -> None:
         cases = plugin_cases(args.plugin_results, args)
         for row in rows:
             row["plugin"] = cases.get(row["batch_size"])
-    print("| bs | pair | bare tokens/s | plugin tokens/s | plugin/bare | bare gap ms | plugin ITL p50 ms | bytes/step MB "
-          "| bare roofline | plugin roofline | bare GB/s | plugin GB/s | weights MB | implied KV MB "
-          "| bare peak above model MB | plugin peak MB | plugin above model MB |")
+    side = "generate" if args.loop == "generate" else "bare"
+    print(f"| bs | pair | {side} tokens/s | plugin tokens/s | plugin/{side} | {side} gap ms | plugin ITL p50 ms | bytes/step MB "
+          f"| {side} roofline | plugin roofline | {side} GB/s | plugin GB/s | weights MB | implied KV MB "
+          f"| {side} peak above model MB | plugin peak MB | plugin above model MB |")
     print("|" + "---|" * 17)
     ratios: dict[int, list[float]] = {}
     for row in rows:
@@ -329,7 +337,7 @@ def main() -> None:
               f"{row['implied_kv_mb']:,.1f} | {row['peak_above_model_mb']:,.1f} | "
               f"{fmt(info.get('peak_memory_mb'), '{:,.1f}')} | {fmt(info.get('peak_memory_above_model_mb'), '{:,.1f}')} |")
     for batch_size, values in ratios.items():
-        print(f"plugin/bare tokens/s at bs={batch_size}: median {median(values):.3f} over {len(values)} pair(s) "
+        print(f"plugin/{side} tokens/s at bs={batch_size}: median {median(values):.3f} over {len(values)} pair(s) "
               f"(min {min(values):.3f}, max {max(values):.3f})")
     if args.json and not args.compare_only:
         with open(args.json, "a", encoding="utf-8") as out:

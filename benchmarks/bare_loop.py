@@ -47,6 +47,7 @@ from statistics import median
 
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
+from transformers.generation.streamers import BaseStreamer
 
 ROOT = Path(__file__).resolve().parent.parent
 SHAPES = ROOT / "pytest_llmperf" / "model" / "builtin" / "shapes"
@@ -144,24 +145,25 @@ def greedy(model, prompt: torch.Tensor, new_tokens: int, device: str) -> tuple[f
     return last - start, gaps
 
 
+class TokenClock(BaseStreamer):
+    """A streamer that only stamps the time of each ``put`` (the prompt, then each new token), the
+    device synchronised first."""
+
+    def __init__(self, device: str):
+        self.device, self.times = device, []
+
+    def put(self, value):
+        sync(self.device)
+        self.times.append(time.perf_counter())
+
+    def end(self):
+        pass
+
+
 def generated(model, prompt: torch.Tensor, new_tokens: int, device: str) -> tuple[float, list[float]]:
     """As ``greedy``, through plain ``model.generate`` as a user calls it (its own ``no_grad``): exactly
-    ``new_tokens`` tokens (``min_new_tokens``), greedy. The token times come from a streamer of its own,
-    which ``generate`` calls with the prompt, then with each new token."""
-    from transformers.generation.streamers import BaseStreamer
-
-    class Clock(BaseStreamer):
-        def __init__(self):
-            self.times = []
-
-        def put(self, value):
-            sync(device)
-            self.times.append(time.perf_counter())
-
-        def end(self):
-            pass
-
-    clock = Clock()
+    ``new_tokens`` tokens (``min_new_tokens``), greedy, the token times from a ``TokenClock``."""
+    clock = TokenClock(device)
     sync(device)
     start = time.perf_counter()
     model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=new_tokens,
@@ -317,7 +319,7 @@ def main() -> None:
         cases = plugin_cases(args.plugin_results, args)
         for row in rows:
             row["plugin"] = cases.get(row["batch_size"])
-    side = "generate" if args.loop == "generate" else "bare"
+    side = args.loop  # "bare" or "generate": the independent side's name in the table
     print(f"| bs | pair | {side} tokens/s | plugin tokens/s | plugin/{side} | {side} gap ms | plugin ITL p50 ms | bytes/step MB "
           f"| {side} roofline | plugin roofline | {side} GB/s | plugin GB/s | weights MB | implied KV MB "
           f"| {side} peak above model MB | plugin peak MB | plugin above model MB |")

@@ -106,22 +106,35 @@ def speed_change(metric: Metric, before: dict, now: dict) -> str:
     return f"the machine's speed changed (probe {1e3 * old:.1f} ms -> {1e3 * new:.1f} ms)"
 
 
+def _rounds_and_probes(metric: Metric, before: dict, now: dict) -> tuple:
+    """``(before values, now values, before probe, now probe)`` from two cases' ``extra_info``: the
+    per-round samples of ``metric`` and the speed-probe readings (None where missing)."""
+    return ((before.get("metric_samples") or {}).get(metric.name), (now.get("metric_samples") or {}).get(metric.name),
+            before.get("probe_s"), now.get("probe_s"))
+
+
+def _at_median_speeds(metric: Metric, before_values, now_values, before_probe, now_probe) -> tuple[list, list]:
+    """Each case's rounds scaled by the median of its probe readings, to the first case's speed."""
+    reference = median(before_probe)
+    return (metric.at_reference_speed(before_values, before_probe, reference),
+            metric.at_reference_speed(now_values, now_probe, reference))
+
+
 def rounds_at_probe_speeds(metric: Metric, before: dict, now: dict) -> list[tuple[list[float], list[float]]]:
     """Two cases' per-round samples of ``metric`` brought to one machine speed in the two ways that
     probe readings too scattered to trust (``steady_probe``) still allow: each case by the median of
     its readings, and each round by its own reading (taken right after it). Neither is a correction to
     report; a verdict that holds on the raw rounds and on both of these is not the speed change's
     doing. Empty when either case lacks samples or readings."""
-    before_values = (before.get("metric_samples") or {}).get(metric.name)
-    now_values = (now.get("metric_samples") or {}).get(metric.name)
-    before_probe, now_probe = before.get("probe_s"), now.get("probe_s")
-    if not (metric.machine_bound and before_values and now_values and before_probe and now_probe):
+    rounds = _rounds_and_probes(metric, before, now)
+    if not (metric.machine_bound and all(rounds)):
         return []
-    reference = median(before_probe)
-    scaled = [(metric.at_reference_speed(before_values, before_probe, reference),
-               metric.at_reference_speed(now_values, now_probe, reference))]
+    before_values, now_values, before_probe, now_probe = rounds
+    scaled = [_at_median_speeds(metric, *rounds)]
     if len(before_probe) == len(before_values) and len(now_probe) == len(now_values):
-        scaled.append(tuple([metric.at_reference_speed([value], [probe], reference)[0] for value, probe in zip(values, probes)]
+        reference = median(before_probe)
+        scaled.append(tuple([metric.at_reference_speed([value], [probe], reference)[0]
+                             for value, probe in zip(values, probes)]
                             for values, probes in ((before_values, before_probe), (now_values, now_probe))))
     return scaled
 
@@ -130,16 +143,13 @@ def rounds_at_equal_speed(metric: Metric, before: dict, now: dict) -> tuple[list
     """Two cases' per-round samples of ``metric`` (from their ``extra_info``), brought to the same
     machine speed (the first case's) when both carry speed-probe readings: ``(before, now,
     adjusted)``, or None when either has no samples."""
-    before_values = (before.get("metric_samples") or {}).get(metric.name)
-    now_values = (now.get("metric_samples") or {}).get(metric.name)
+    rounds = _rounds_and_probes(metric, before, now)
+    before_values, now_values, before_probe, now_probe = rounds
     if not before_values or not now_values:
         return None
-    before_probe, now_probe = before.get("probe_s"), now.get("probe_s")
     adjusted = (metric.machine_bound and bool(before_probe) and bool(now_probe)
                 and len(before_probe) == len(before_values) and len(now_probe) == len(now_values)
                 and steady_probe(before_probe) and steady_probe(now_probe))
     if not adjusted:
         return list(before_values), list(now_values), False
-    reference = median(before_probe)
-    return (metric.at_reference_speed(before_values, before_probe, reference),
-            metric.at_reference_speed(now_values, now_probe, reference), True)
+    return (*_at_median_speeds(metric, *rounds), True)

@@ -208,21 +208,25 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
     before_info, now_info = reference.extra_info(), result.extra_info()
     before, now, adjusted = rounds_at_equal_speed(metric, before_info, now_info)
 
-    def short(before, now):
-        return compare([floor * value for value in before], now, higher_is_better=True, tolerance=0.0, alpha=alpha)
+    def short_of_floor(reference_rounds, rounds):
+        return compare([floor * value for value in reference_rounds], rounds, higher_is_better=True, tolerance=0.0,
+                       alpha=alpha)
 
-    change = short(before, now)
+    change = short_of_floor(before, now)
     evidence = (f"{1 - alpha:.0%} CI {floor * change.ci[0]:.3f}-{floor * change.ci[1]:.3f}"
                 + (f", p={change.p_value:.3g}" if change.p_value is not None else "")
                 + (", low power" if change.low_power else "") + (", at equal machine speed" if adjusted else ""))
-    changed = "" if adjusted or change.verdict != REGRESSED else speed_change(metric, before_info, now_info)
-    if change.verdict == REGRESSED and not changed:
-        return GateResult(name, label, measured, floor, False, evidence)
-    if changed and all(short(*rounds).verdict == REGRESSED
-                       for rounds in rounds_at_probe_speeds(metric, before_info, now_info)):
-        return GateResult(name, label, measured, floor, False, f"{evidence}; {changed}, and the shortfall holds "
-                          "with the rounds brought to one speed by its readings")
-    why = f"{changed}, which could explain the shortfall" if changed else f"too noisy to judge ({change.reason})"
+    if change.verdict != REGRESSED:
+        why = f"too noisy to judge ({change.reason})"
+    else:
+        changed = "" if adjusted else speed_change(metric, before_info, now_info)
+        if not changed:
+            return GateResult(name, label, measured, floor, False, evidence)
+        if all(short_of_floor(*rounds).verdict == REGRESSED
+               for rounds in rounds_at_probe_speeds(metric, before_info, now_info)):
+            return GateResult(name, label, measured, floor, False, f"{evidence}; {changed}, and the shortfall holds "
+                              "with the rounds brought to one speed by its readings")
+        why = f"{changed}, which could explain the shortfall"
     text = f"{label}: {measured:.4g} below required {floor:g} ({evidence}): inconclusive, {why}; not failed"
     return GateResult(name, label, measured, floor, True, evidence, text, inconclusive=True)
 

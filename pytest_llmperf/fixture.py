@@ -206,6 +206,8 @@ def gate_sections(item) -> list[str]:
         lines = [gate.line() for gate in gate_report.gates] or ["no gates"]
         timing = gate_report.result.timing
         if timing is not None:
-            lines.append(timing.steadiness.line())
+            waited = timing.instrument_info.get("cpu_wait_share")
+            lines.append(timing.steadiness.line() + (f"; waiting for a CPU: {', '.join(f'{share:.0%}' for share in waited)}"
+                                                     if waited else ""))
         sections.append("\n".join(lines))
     return sections

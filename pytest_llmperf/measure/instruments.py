@@ -22,6 +22,7 @@ a round inside all of them takes 1.001 to 1.006 of a bare round.
 from __future__ import annotations
 
 import gc
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -201,6 +202,70 @@ class SpeedProbe(Instrument):
 
     def summary(self, readings: Sequence[float]) -> dict:
         return {"probe_s": list(readings)}
+
+
+class CpuWait(Instrument):
+    """How long the threads doing this process's work waited for a CPU during each round: Linux's
+    per-thread run-queue delay (``/proc/self/task/*/schedstat``: time runnable but not running),
+    summed over the threads that ran for at least ``WORKING`` of the busiest one's time in the round
+    (Python's thread and torch's compute threads; not the helper threads that wake for a moment,
+    whose waits delay nobody: on a quiet machine two such threads were seen waiting half of each
+    bs=4 round while it ran at full speed), over the round's wall time. Near 0 on a quiet machine; what other processes took from
+    the round when they hold the cores. One waiting compute thread stalls the others at the end of
+    each parallel region, so the sum is at least the time the round lost to waiting (measured: with
+    one busy-looping competitor on a 2-core machine, rounds crediting it come out no slower than
+    quiet ones), and reaches 1 when each of two threads got half a core.
+
+    The gates judge a slower round only after crediting it with this wait
+    (``metrics.rounds_without_cpu_wait``): a shortfall that the time spent waiting for a CPU could
+    explain is inconclusive, not slower code. Where the kernel does not report it (no ``/proc``) it
+    records nothing and the gates judge as before. Reading the files costs about 0.1 ms per round,
+    outside the timed region."""
+
+    name = "cpu_wait"
+    TASKS = "/proc/self/task"
+    WORKING = 0.10
+
+    def __init__(self) -> None:
+        self._start: tuple[float, dict[str, tuple[int, int]]] | None = None
+
+    @classmethod
+    def schedstats(cls) -> dict[str, tuple[int, int]] | None:
+        """``(time running, time waiting for a CPU)`` so far per thread id, in ns; None where the
+        kernel does not say."""
+        try:
+            names = os.listdir(cls.TASKS)
+        except OSError:
+            return None
+        found = {}
+        for name in names:
+            try:
+                with open(f"{cls.TASKS}/{name}/schedstat") as stats:
+                    running, waiting = stats.read().split()[:2]
+                found[name] = (int(running), int(waiting))
+            except (OSError, ValueError):
+                continue  # a thread that ended in between
+        return found or None
+
+    def before_round(self) -> None:
+        stats = self.schedstats()
+        self._start = None if stats is None else (time.perf_counter(), stats)
+
+    def after_round(self, generations=None) -> float | None:
+        if self._start is None:
+            return None
+        started, before = self._start
+        wall_ns, after = 1e9 * (time.perf_counter() - started), self.schedstats()
+        if after is None or wall_ns <= 0:
+            return None
+        deltas = [(running - before.get(thread, (0, 0))[0], waiting - before.get(thread, (0, 0))[1])
+                  for thread, (running, waiting) in after.items()]  # a thread started in the round counts from 0
+        busiest = max(ran for ran, _ in deltas)
+        return sum(waited for ran, waited in deltas if ran >= self.WORKING * busiest) / wall_ns
+
+    def summary(self, readings: Sequence[float | None]) -> dict:
+        shares = list(readings)
+        return {"cpu_wait_share": None if not shares or None in shares else shares}
 
 
 MiB = 2 ** 20

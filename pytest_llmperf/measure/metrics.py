@@ -9,6 +9,7 @@ A metric is one row: a new one (energy, say) plugs in by adding a ``Metric`` who
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import inf
 from statistics import median
 from typing import Callable
 
@@ -28,6 +29,7 @@ class Metric:
     tolerance: float  # default: a change worse than this fraction may fail, if the evidence is significant
     per_round: Callable[[Timing, int], list[float]]  # (timing, samples per round) -> one value per measured round
     machine_bound: bool = True  # scales with the machine's speed (a time or a rate), so the speed probe applies
+    from_latency: bool = False  # read from the latency recorder, whose rounds may be extra ones (latency_source)
 
     def at_reference_speed(self, values, probe_s, reference_s: float) -> list[float]:
         """``values`` as if they had been measured on a machine whose probe takes ``reference_s``: a
@@ -62,7 +64,8 @@ METRICS: tuple[Metric, ...] = (
            machine_bound=False),
     # Tail latencies, one p95 per recorded round (latency.py). A round's tail rests on a few requests,
     # so TTFT and ITL get a wider default tolerance than whole-round figures.
-    *(Metric(f"{name}_p95", f"{label} p95", "ms", False, tolerance, _latency_per_round(name, "p95"))
+    *(Metric(f"{name}_p95", f"{label} p95", "ms", False, tolerance, _latency_per_round(name, "p95"),
+             from_latency=True)
       for name, label, tolerance in (("ttft_ms", "TTFT", 0.20), ("itl_ms", "ITL", 0.20), ("e2e_ms", "e2e", 0.10))),
 )
 METRICS_BY_NAME = {metric.name: metric for metric in METRICS}
@@ -137,6 +140,57 @@ def rounds_at_probe_speeds(metric: Metric, before: dict, now: dict) -> list[tupl
                              for value, probe in zip(values, probes)]
                             for values, probes in ((before_values, before_probe), (now_values, now_probe))))
     return scaled
+
+
+def rounds_without_cpu_wait(metric: Metric, info: dict) -> list[float] | None:
+    """A case's per-round samples of ``metric`` credited with the time its threads waited for a CPU in
+    each round (``cpu_wait_share``, ``instruments.CpuWait``): a rate divided by the share of the round
+    not spent waiting, a time multiplied by it. The wait is at least what the round lost to it, so
+    these are about as good as the rounds would have been with the cores to itself: a shortfall
+    that does not hold on them could be the competing processes' doing. (For a tail latency this is a
+    round-wide credit, not a bound on each token's delay.) None without one reading per round, for a
+    metric the machine's speed does not scale, and for latency recorded in extra rounds, which the
+    readings do not cover. A round that waited for as long as it ran gets no bound: ``inf`` for a rate.
+    Measured (``docs/benchmarks/cpu-2core-test-suite.md``): with one busy-looping process on a 2-core
+    machine, the credited rates of the shipped manual cases came within 10% of quiet ones."""
+    values = (info.get("metric_samples") or {}).get(metric.name)
+    shares = info.get("cpu_wait_share")
+    if (not metric.machine_bound or not values or not shares or len(shares) != len(values)
+            or (metric.from_latency and info.get("latency_source") != latency.IN_MEASURED_ROUNDS)):
+        return None
+    kept = [max(0.0, 1.0 - share) for share in shares]
+    if metric.higher_is_better:
+        return [value / share if share > 0 else inf for value, share in zip(values, kept)]
+    return [value * share for value, share in zip(values, kept)]
+
+
+def cpu_waited(info: dict) -> str:
+    """"the threads doing the work waited for a CPU 43% of the time in these rounds (other processes
+    held the cores)" (the median round), or ''."""
+    shares = info.get("cpu_wait_share")
+    if not shares:
+        return ""
+    return (f"the threads doing the work waited for a CPU {median(shares):.0%} of the time in these rounds "
+            "(other processes held the cores)")
+
+
+# Below this median share of a round spent waiting for a CPU, a verdict does not mention the wait.
+CPU_WAIT_WORTH_SAYING = 0.01
+
+
+def shortfall_without_cpu_wait(metric: Metric, before: dict, now: dict,
+                               short: Callable[[list[float], list[float]], bool]) -> tuple[bool, str]:
+    """Does a shortfall of ``now`` against ``before`` (two cases' ``extra_info``) hold once ``now``'s
+    rounds are credited with the time its threads waited for a CPU (``rounds_without_cpu_wait``),
+    against ``before``'s rounds as measured? ``short(before rounds, now rounds)`` judges it. Returns
+    ``(holds, what the wait was)``: it holds, trivially, without readings; the text is '' when the
+    wait was too small to mention."""
+    credited = rounds_without_cpu_wait(metric, now)
+    if credited is None:
+        return True, ""
+    if inf in credited or not short(list(before["metric_samples"][metric.name]), credited):  # inf: no bound
+        return False, cpu_waited(now)
+    return True, cpu_waited(now) if median(now["cpu_wait_share"]) >= CPU_WAIT_WORTH_SAYING else ""
 
 
 def rounds_at_equal_speed(metric: Metric, before: dict, now: dict) -> tuple[list[float], list[float], bool] | None:

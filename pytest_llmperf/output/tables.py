@@ -357,6 +357,7 @@ def comparison_record(comparison) -> dict:
         rows.append([name, check.metric.label, f"{check.baseline:.4g}", f"{check.now:.4g}", shown,
                      f"{change.ci[0]:.3f}-{change.ci[1]:.3f}" if change else "-",
                      f"{check.verdict}: {check.speed_changed}" if check.speed_changed else
+                     f"{check.verdict} (waited for a CPU)" if check.cpu_waited else
                      check.verdict + (" (low power)" if change and change.low_power else "")])
     drift = comparison.drift if comparison.status == "compared" else None
     if drift is not None:

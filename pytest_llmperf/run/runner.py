@@ -13,6 +13,7 @@ from ..measure.compare import AgainstUnquantized, compare, score_against_referen
 from ..measure.instruments import (
     Collector,
     CompileCounter,
+    CpuWait,
     Latency,
     PeakMemory,
     SpeedProbe,
@@ -219,11 +220,13 @@ def _rounds(target: LoadedModel, workload: Workload, strategy_name: str, batch_s
 def round_instruments(target: LoadedModel, gc_mode: str, gc_disabled_in_rounds: bool, telemetry=None) -> tuple:
     """The instruments around a case's rounds, outermost first: ``before_round`` runs in this order
     and ``after_round`` in the reverse, so the speed probe (work of its own) runs after every other
-    reading, the collection before the energy window opens and the heap trim, and nothing but the
-    latency stamp (which the runner adds innermost) separates the peak-memory reset from the round.
+    reading, the collection before the energy window opens and the heap trim, the CPU-wait window
+    closes around the round and the peak-memory reset, and nothing but the latency stamp (which the
+    runner adds innermost) separates the peak-memory reset from the round.
     ``telemetry``: the device's ``telemetry.Source``, if any."""
     return (SpeedProbe(target.device, target.sync), CompileCounter(), Collector(gc_mode, gc_disabled_in_rounds),
-            *((Telemetry(telemetry),) if telemetry is not None else ()), PeakMemory(target.device, target.model_bytes))
+            *((Telemetry(telemetry),) if telemetry is not None else ()), CpuWait(),
+            PeakMemory(target.device, target.model_bytes))
 
 
 def baseline(session: PerfSession, target: LoadedModel, workload: Workload) -> Generations:

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field, replace
 from statistics import median
 
 from ..measure.environment import machine_name
-from ..measure.metrics import METRICS, Metric, rounds_at_equal_speed, speed_change
+from ..measure.metrics import (
+    METRICS,
+    Metric,
+    rounds_at_equal_speed,
+    shortfall_without_cpu_wait,
+    speed_change,
+)
 from ..measure.stats import INCONCLUSIVE, REGRESSED, Change, compare
 from ..model import identity as identity_module
 from .baseline import Baseline, BaselineCase
@@ -34,6 +40,7 @@ class MetricCheck:
     note: str = ""
     speed_adjusted: bool = False  # compared at the baseline's machine speed (both runs carry probe readings)
     speed_changed: str = ""  # not adjusted, and the probe shows the machine ran at another speed: inconclusive
+    cpu_waited: str = ""  # a regression that does not hold with the time spent waiting for a CPU credited: inconclusive
 
     @property
     def verdict(self) -> str:
@@ -211,7 +218,9 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
     """Every metric both runs carry, compared round by round (from two cases' ``extra_info``), at
     equal machine speed when both carry speed-probe readings: a slower runner is not slower code.
     When the rounds cannot be scaled (the probe's readings varied too much) and the probe shows that
-    the machine ran at another speed, the verdict is inconclusive, never regressed or unchanged.
+    the machine ran at another speed, the verdict is inconclusive, never regressed or unchanged. A
+    regression that does not hold with this run's rounds credited with the time its threads waited
+    for a CPU (``shortfall_without_cpu_wait``) is inconclusive too: other processes held the cores.
     With ``not_comparable`` (the reason), the values are shown and nothing is judged. ``metrics``: the
     ones to compare; ``intervals=False``: no interval for a change within the tolerance (the history
     report, which shows only the changes beyond it)."""
@@ -226,10 +235,19 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
         change = None if not_comparable else compare(before, now, higher_is_better=metric.higher_is_better,
                                                      tolerance=tolerance, alpha=alpha, interval=intervals)
         changed = "" if adjusted or change is None else speed_change(metric, baseline_info, now_info)
+        waited = ""
         if changed:
             change = replace(change, verdict=INCONCLUSIVE, reason=changed)
+        elif change is not None and change.verdict == REGRESSED:
+            holds, waited = shortfall_without_cpu_wait(
+                metric, baseline_info, now_info, lambda old, new: compare(
+                    old, new, higher_is_better=metric.higher_is_better, tolerance=tolerance, alpha=alpha).verdict
+                == REGRESSED)
+            if not holds:
+                change = replace(change, verdict=INCONCLUSIVE, reason=waited)
+            waited = "" if holds else waited
         checks.append(MetricCheck(metric, median(raw_before), median(raw_now), tolerance, change, not_comparable,
-                                  speed_adjusted=adjusted, speed_changed=changed))
+                                  speed_adjusted=adjusted, speed_changed=changed, cpu_waited=waited))
     return checks
 
 
@@ -247,6 +265,8 @@ def _metric_gate(check: MetricCheck, baseline: Baseline, settings) -> GateResult
             f"{ci}{p_value}{power}): {change.verdict}")
     if check.speed_changed:
         text += f": {check.speed_changed}, and its readings varied too much to compare at equal speed"
+    elif check.cpu_waited:
+        text += f": {check.cpu_waited}, which could explain it"
     elif change.verdict == INCONCLUSIVE:
         text += f" (too noisy to judge: {change.reason})"
     if change.verdict == REGRESSED:

@@ -48,6 +48,10 @@ def credited(rate: float, share: float) -> float:
     return rate / (1 - share) if share < 1 else inf
 
 
+def shown(value: float, digits: int = 2) -> str:
+    return "no bound" if value == inf else f"{value:.{digits}f}"
+
+
 def main() -> None:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -90,11 +94,11 @@ def main() -> None:
             rate, share = median(rate for rate, _ in pairs), median(share for _, share in pairs)
             rate_credited = median(credited(rate, share) for rate, share in pairs)
             medians[size] = rate, rate_credited
-            print(f"| {name} | {size} | {rate:.2f} | {rate / quiet[size]:.2f} | {share:.0%} | {rate_credited:.2f} | "
-                  f"{rate_credited / quiet[size]:.2f} |")
+            print(f"| {name} | {size} | {rate:.2f} | {rate / quiet[size]:.2f} | {share:.0%} | {shown(rate_credited)} | "
+                  f"{shown(rate_credited / quiet[size])} |")
         largest = medians[sizes[-1]]
         speedups.append(f"| {name} | {largest[0] / medians[sizes[0]][0]:.2f}x | "
-                        f"{largest[1] / medians[sizes[0]][0]:.2f}x |")
+                        f"{shown(largest[1] / medians[sizes[0]][0])}x |")
     print(f"\n| condition | speedup bs={sizes[-1]} over bs={sizes[0]}, as measured | bs={sizes[-1]} credited over "
           f"bs={sizes[0]} as measured (what the gate checks) |")
     print("|---|---|---|")

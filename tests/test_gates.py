@@ -173,8 +173,10 @@ def test_the_shipped_suite_passes_on_a_busy_machine_and_fails_when_batching_does
                                       "FAILED*test_best_batch_size_beats_bs1*nopayoff*"])
     else:  # a machine busier still (a CPU hog on every core, as `pytest tests -n 2` beside it makes):
         # the rounds may not support a verdict, or the machine's speed may have changed enough between
-        # the two cases to explain the shortfall, and the plugin says so; it never passes the case silently
+        # the two cases to explain the shortfall, or the time spent waiting for a CPU, and the plugin
+        # says so; it never passes the case silently
         planted.assert_outcomes(passed=5)
         planted.stdout.re_match_lines([r".*NoisyMeasurementWarning: llmperf: nopayoff bs=4.*speedup vs bs=1: 0\.\S+ below "
                                        r"required 1 \(99% CI .*\): inconclusive, (too noisy to judge \(.*\)|the machine's speed "
-                                       r"changed \(probe .* ms -> .* ms\), which could explain the shortfall); not failed"])
+                                       r"changed \(probe .* ms -> .* ms\), which could explain the shortfall|the threads "
+                                       r"doing the work waited for a CPU .*, which could explain the shortfall); not failed"])

@@ -185,7 +185,8 @@ def test_a_shortfall_the_time_spent_waiting_for_a_cpu_could_explain_is_inconclus
 
 def test_a_latency_regression_the_time_spent_waiting_for_a_cpu_could_explain_is_inconclusive():
     """The cross-commit gate on ITL p95, as a fleet test on two busy workers read it: 2.3x the
-    baseline from the same machine, with the working threads waiting for a CPU 60% of each round."""
+    baseline from the same machine, with the working threads waiting for a CPU 60% of each round. A
+    tail takes a wait whole, so from 5% of waiting on a tail latency is not judged."""
     from pytest_llmperf.settings.config import Thresholds
     from pytest_llmperf.verdicts.regression import metric_checks
 
@@ -197,7 +198,9 @@ def test_a_latency_regression_the_time_spent_waiting_for_a_cpu_could_explain_is_
 
     busy = check([0.6, 0.62, 0.58])
     assert busy.verdict == INCONCLUSIVE and busy.cpu_waited.startswith("the threads doing the work waited for a CPU 60%")
-    assert check([0.05, 0.05, 0.05]).verdict == REGRESSED  # 5% of the time explains 5%, not 2.3x
+    # 10% waiting: a round-wide credit would leave 2.1x, but the waits land whole on single tokens
+    assert check([0.1, 0.1, 0.1]).verdict == INCONCLUSIVE
+    assert check([0.01, 0.02, 0.01]).verdict == REGRESSED  # as quiet rounds wait: judged, credited
     assert check(None).verdict == REGRESSED  # no readings (not Linux): judged as measured
     # latency recorded in extra rounds of its own: the readings cover other rounds, and credit nothing
     assert check([0.6, 0.62, 0.58], source="extra rounds").verdict == REGRESSED

@@ -170,7 +170,7 @@ def test_the_shipped_suite_passes_on_a_busy_machine_and_fails_when_batching_does
     competitor = multiprocessing.get_context("spawn").Process(target=busy, daemon=True)
     competitor.start()
     try:
-        args = ("--llmperf-num-samples=8", "--llmperf-max-new-tokens=16", "--llmperf-batch-sizes=1,4",
+        args = ("--llmperf-num-samples=4", "--llmperf-max-new-tokens=8", "--llmperf-batch-sizes=1,4",
                 "-p", "no:cacheprovider", "-W", "default")
         busy_run = pytester.runpytest(*args, "--llmperf-strategies=manual,pipeline")  # 3 rounds, as shipped
         # 7 rounds a side: the one-sided rank test at 1% then tolerates up to 6 of 49 pairs out of

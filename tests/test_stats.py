@@ -208,7 +208,8 @@ def test_a_latency_regression_the_time_spent_waiting_for_a_cpu_could_explain_is_
 
 def test_the_cpu_wait_of_a_thread_sharing_its_core_with_another_process_is_measured():
     """The instrument itself, on Linux: a thread spinning on a core that a busy-looping process
-    shares waits for it about half the time; alone (or asleep), it hardly waits."""
+    shares waits for it at least a third of the time (about half, more if other work shares the core
+    too); asleep, it hardly waits (only on waking)."""
     import os
     import subprocess
     import sys
@@ -219,19 +220,16 @@ def test_the_cpu_wait_of_a_thread_sharing_its_core_with_another_process_is_measu
     if CpuWait.schedstats() is None or not hasattr(os, "sched_setaffinity"):
         pytest.skip("the kernel does not report per-thread run-queue delay here (Linux /proc/self/task/*/schedstat)")
 
-    def spin(seconds):
+    def measured(work):
         instrument = CpuWait()
         instrument.before_round()
+        work()
+        return instrument.after_round()
+
+    def spin(seconds=0.6):
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             pass
-        return instrument.after_round()
-
-    def asleep(seconds):
-        instrument = CpuWait()
-        instrument.before_round()
-        time.sleep(seconds)
-        return instrument.after_round()
 
     cpus = os.sched_getaffinity(0)
     core = min(cpus)
@@ -240,13 +238,11 @@ def test_the_cpu_wait_of_a_thread_sharing_its_core_with_another_process_is_measu
         hog = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
         try:
             time.sleep(0.2)
-            shared, sleeping = spin(0.6), asleep(0.3)
+            shared, sleeping = measured(spin), measured(lambda: time.sleep(0.5))
         finally:
             hog.kill()
             hog.wait()
-        alone = spin(0.3)
     finally:
         os.sched_setaffinity(0, cpus)
-    assert 0.3 < shared < 0.7, shared
+    assert shared > 0.3, shared
     assert sleeping < 0.1, sleeping  # asleep it does not wait; on waking it may, for one time slice
-    assert alone < 0.2, alone

@@ -1,21 +1,7 @@
 """Gates: throughput floors and output consistency turn a passing run into a failing test,
 with a message that names the measured value against the required one."""
 
-import pytest
-
 from conftest import RIGHT_PADDING_CONFTEST
-
-
-@pytest.fixture
-def judged_as_measured(monkeypatch):
-    """These tests check what a floor does with the rounds as measured, as on a kernel that does not
-    report the time threads wait for a CPU (macOS). Where it does (Linux), a floor missed on a machine
-    so busy that the rounds' threads waited as long as they ran has no bound and is inconclusive, and
-    the busier `pytest tests -n 2` makes these runs, the likelier that is: that rule is tested on
-    measured rounds in test_stats.py and under load in the busy test below."""
-    from pytest_llmperf.measure.instruments import CpuWait
-
-    monkeypatch.setattr(CpuWait, "schedstats", classmethod(lambda cls: None))
 
 
 def test_impossible_token_floor_fails_every_timed_test(run_suite, judged_as_measured):

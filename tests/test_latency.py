@@ -251,7 +251,8 @@ def test_times_that_do_not_fit_the_outputs_fail_the_case_in_one_line(run_suite):
 
 
 @pytest.mark.parametrize("ceiling, label", [("ttft", "TTFT"), ("itl", "ITL"), ("e2e", "e2e")])
-def test_a_latency_ceiling_fails_at_an_impossible_value_and_passes_at_a_generous_one(run_suite, ceiling, label):
+def test_a_latency_ceiling_fails_at_an_impossible_value_and_passes_at_a_generous_one(run_suite, ceiling, label,
+                                                                                     judged_as_measured):
     common = ("--llmperf-strategies=manual", "--llmperf-batch-sizes=1")
     tight = run_suite(*common, f"--llmperf-max-{ceiling}-ms=0.001")
     tight.assert_outcomes(failed=1)
@@ -260,7 +261,7 @@ def test_a_latency_ceiling_fails_at_an_impossible_value_and_passes_at_a_generous
     run_suite(*common, f"--llmperf-max-{ceiling}-ms=100000").assert_outcomes(passed=1)
 
 
-def test_the_ceiling_percentile_is_settable_and_the_marker_sets_ceilings_per_batch_size(run_suite):
+def test_the_ceiling_percentile_is_settable_and_the_marker_sets_ceilings_per_batch_size(run_suite, judged_as_measured):
     suite = '''
 import pytest
 

@@ -246,3 +246,28 @@ def test_the_cpu_wait_of_a_thread_sharing_its_core_with_another_process_is_measu
         os.sched_setaffinity(0, cpus)
     assert shared > 0.3, shared
     assert sleeping < 0.1, sleeping  # asleep it does not wait; on waking it may, for one time slice
+
+
+def test_a_latency_ceiling_missed_while_the_threads_waited_for_a_cpu_is_inconclusive():
+    """An absolute latency ceiling is a tail too: above it with the rounds' threads waiting 5% of the
+    time or more, it is inconclusive; with the 1% of quiet rounds it fails as measured."""
+    from types import SimpleNamespace
+
+    from pytest_llmperf.settings.config import Thresholds
+    from pytest_llmperf.verdicts.gates import ceiling_gates
+
+    def gate(wait, source="measured rounds"):
+        info = {"latency_source": source, "latency_requests": 8, "latency_rounds": 3, "itl_ms_p95": 14.8,
+                "cpu_wait_share": wait, "memory_measure": ""}
+        result = SimpleNamespace(batch_size=1, timing=SimpleNamespace(instrument_info=info))
+        [itl] = ceiling_gates(result, Thresholds(max_itl_ms={"*": 10.0}))
+        return itl
+
+    busy = gate([0.6, 0.62, 0.58])
+    assert busy.passed and busy.inconclusive
+    assert busy.line() == ("ITL p95 ms: 14.8 above ceiling 10 (8 requests over 3 measured rounds): inconclusive, the "
+                           "threads doing the work waited for a CPU 60% of the time in these rounds (other processes "
+                           "held the cores), which could explain it; not failed")
+    assert not gate([0.01, 0.01, 0.02]).passed
+    assert not gate(None).passed  # no readings: judged as measured
+    assert not gate([0.6, 0.62, 0.58], source="extra rounds").passed  # the readings cover other rounds

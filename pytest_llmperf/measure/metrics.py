@@ -184,6 +184,13 @@ def cpu_waited(info: dict) -> str:
 CPU_WAIT_MATERIAL = 0.05
 
 
+def latency_waited(info: dict) -> bool:
+    """Whether a case's latency was recorded in rounds whose threads waited for a CPU
+    ``CPU_WAIT_MATERIAL`` of the time or more: its tails are then not judged."""
+    return (info.get("latency_source") == latency.IN_MEASURED_ROUNDS
+            and median(info.get("cpu_wait_share") or [0.0]) >= CPU_WAIT_MATERIAL)
+
+
 def shortfall_without_cpu_wait(metric: Metric, before: dict, now: dict,
                                short: Callable[[list[float], list[float]], bool]) -> tuple[bool, str]:
     """Does a shortfall of ``now`` against ``before`` (two cases' ``extra_info``) hold once ``now``'s
@@ -195,7 +202,7 @@ def shortfall_without_cpu_wait(metric: Metric, before: dict, now: dict,
     credited = rounds_without_cpu_wait(metric, now)
     if credited is None:
         return True, ""
-    if metric.from_latency and median(now["cpu_wait_share"]) >= CPU_WAIT_MATERIAL:
+    if metric.from_latency and latency_waited(now):
         return False, cpu_waited(now)
     if inf in credited or not short(list(before["metric_samples"][metric.name]), credited):  # inf: no bound
         return False, cpu_waited(now)

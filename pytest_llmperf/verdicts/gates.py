@@ -10,11 +10,10 @@ from statistics import median
 from typing import Any
 
 from ..measure.compare import divergence_summary
-from ..measure.latency import IN_MEASURED_ROUNDS
 from ..measure.metrics import (
-    CPU_WAIT_MATERIAL,
     METRICS_BY_NAME,
     cpu_waited,
+    latency_waited,
     rounds_at_equal_speed,
     rounds_at_probe_speeds,
     rounds_without_cpu_wait,
@@ -187,8 +186,7 @@ def ceiling_gates(result: RunResult, thresholds: Thresholds) -> list[GateResult]
         "max_e2e_ms": (f"e2e {percentile} ms", f"e2e_ms_{percentile}", source),
     }
     gates = []
-    waited = info.get("latency_source") == IN_MEASURED_ROUNDS and median(
-        info.get("cpu_wait_share") or [0.0]) >= CPU_WAIT_MATERIAL
+    waited = latency_waited(info)
     for name in CEILINGS:
         ceiling = thresholds.ceiling_for(name, result.batch_size)
         if ceiling is not None:

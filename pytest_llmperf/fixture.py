@@ -207,7 +207,7 @@ def gate_sections(item) -> list[str]:
         timing = gate_report.result.timing
         if timing is not None:
             waited = timing.instrument_info.get("cpu_wait_share")
-            lines.append(timing.steadiness.line() + (f"; waiting for a CPU: {', '.join(f'{share:.0%}' for share in waited)}"
-                                                     if waited else ""))
+            shares = f"; waiting for a CPU: {', '.join(f'{share:.0%}' for share in waited)}" if waited else ""
+            lines.append(timing.steadiness.line() + shares)
         sections.append("\n".join(lines))
     return sections

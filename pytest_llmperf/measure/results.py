@@ -18,8 +18,8 @@ SECONDS_PER_DAY = 86_400
 SPECULATION_KEYS = (*speculation.KEYS, "acceptance_rate_note", "speculative_config")  # runner.speculation_of
 UNTIMED_INSTRUMENT_INFO = dict.fromkeys((
     "compilations_in_measured_rounds", "gc_mode", "gc_enabled_in_rounds", "gc_frozen_objects",
-    "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s", "cpu_wait_share", "peak_memory_mb",
-    "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure", *latency.KEYS, *telemetry.KEYS))
+    "gc_collections_in_measured_rounds", "gc_pause_s_in_measured_rounds", "probe_s", "cpu_wait_share",
+    "peak_memory_mb", "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure", *latency.KEYS, *telemetry.KEYS))
 
 # Every ``extra_info`` key, by subject, with its meaning: docs/saved.md's table is generated from this
 # (``output.reference``) and tests/test_docs.py checks a real run's keys against it. A key in ``FAMILIES``
@@ -108,9 +108,10 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "first_round_ratio": "the first measured round over the median of the others (null when untimed)",
         "steady": "whether the rounds were steady (`--llmperf-max-cv`); null with one measured round or untimed",
         "probe_s": "the speed probe after each round (null when untimed)",
-        "cpu_wait_share": "per round, the time this process's threads waited for a CPU (Linux's run-queue delay, "
-                          "summed over threads) over the round's time: near 0 on a quiet machine; null when "
-                          "untimed or where the kernel does not report it",
+        "cpu_wait_share": "per round, the time this process's working threads waited for a CPU (Linux's run-queue "
+                          "delay, summed over the threads that ran at least a tenth as long as the busiest) over the "
+                          "round's time: near 0 on a quiet machine; null when untimed or where the kernel does not "
+                          "report it",
         "compilations_in_measured_rounds": "graphs compiled during measured rounds (null when untimed)",
         "gc_mode": "`--llmperf-gc` (null when untimed)",
         "gc_enabled_in_rounds": "whether automatic collection was on inside the rounds (null when untimed)",

@@ -239,13 +239,12 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
         if changed:
             change = replace(change, verdict=INCONCLUSIVE, reason=changed)
         elif change is not None and change.verdict == REGRESSED:
-            holds, waited = shortfall_without_cpu_wait(
+            holds, why = shortfall_without_cpu_wait(
                 metric, baseline_info, now_info, lambda old, new: compare(
                     old, new, higher_is_better=metric.higher_is_better, tolerance=tolerance, alpha=alpha).verdict
                 == REGRESSED)
             if not holds:
-                change = replace(change, verdict=INCONCLUSIVE, reason=waited)
-            waited = "" if holds else waited
+                change, waited = replace(change, verdict=INCONCLUSIVE, reason=why), why
         checks.append(MetricCheck(metric, median(raw_before), median(raw_now), tolerance, change, not_comparable,
                                   speed_adjusted=adjusted, speed_changed=changed, cpu_waited=waited))
     return checks

@@ -15,11 +15,20 @@ WHEELS=(
   multiprocess==0.70.19
   safetensors==0.8.0        # transformers 5.24 checks safetensors>=0.8.0 and regex>=2025.10.22 at import;
   regex==2026.11.19         # the image's may be older (transformers 5.17's floors)
+  # The test extras, for benchmarks/gpu_suite.sh (bitsandbytes, 43 MB, does not fit the 64 MiB a call carries)
+  torchao==0.18.0
+  optimum-quanto==0.2.7
+  jsonschema==4.26.0
+  jsonschema-specifications==2025.9.1
+  referencing==0.37.0
+  rpds-py==2026.9.1
+  pytest==9.2.0             # the development venv's, for pytester's behaviour
+  pytest-xdist==3.8.0
 )
 mkdir -p .whl
 for wheel in "${WHEELS[@]}"; do
   python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_24_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
     -d .whl "$wheel"
 done
 ls -l .whl

@@ -4,7 +4,8 @@ side, and the history of a Hub dataset's rows across commits.
 
 Every input comes from one real run of the built-in model on this machine (2 prompts x 4 new tokens),
 made once for the module. A second machine is that run with its fingerprint edited (a GPU named
-NVIDIA L4, figures scaled), as a CI matrix would bring it. The sessions compared with a baseline run
+NVIDIA L4, figures scaled), as a CI matrix would bring it: it keeps this machine's host (CPU model
+and count), so its name is ``1x NVIDIA L4 (<this host>)`` whether this machine ran on a GPU or not. The sessions compared with a baseline run
 in a fresh process with the module run's flags (one torch thread), so that both have the same
 threads: torch's inter-op threads cannot be set again in a process that used them.
 """
@@ -18,7 +19,7 @@ from statistics import median
 
 import pytest
 
-from pytest_llmperf.measure.environment import machine_name
+from pytest_llmperf.measure.environment import device_name, machine_name
 
 SUITE = '''
 def test_throughput(llmperf, strategy, batch_size):
@@ -78,6 +79,17 @@ def on_an_l4(run: dict, times: float = 5.0) -> dict:
     return run
 
 
+def hardware_of(run: dict) -> dict:
+    return run["machine_info"]["llmperf"]["hardware"]
+
+
+def l4_on_this_host(run: dict) -> str:
+    """The machine name of ``on_an_l4(run)``: the L4 on ``run``'s host (its CPU model and count). Not
+    ``1x NVIDIA L4 (<run's machine name>)``: on a GPU machine that name already names its own GPU."""
+    hardware = hardware_of(run)
+    return f"1x NVIDIA L4 ({hardware.get('cpu_model') or 'unknown CPU'}, {hardware.get('cpu_count')} CPUs)"
+
+
 def write(folder: Path, name: str, run: dict) -> str:
     (folder / name).write_text(json.dumps(run))
     return name
@@ -93,8 +105,8 @@ def test_merging_two_machines_keeps_both_and_every_reader_reads_the_merged_run(h
     write(here, "l4.json", on_an_l4(saved(here)))
     result = console_script(here, "merge", "here.json", "l4.json", "here.json", "--out", "merged.json")
     assert result.returncode == 0, result.stderr
-    this_machine = machine_name(saved(here)["machine_info"]["llmperf"]["hardware"])
-    l4_machine = f"1x NVIDIA L4 ({this_machine})"  # the GPU, on this host
+    this_machine = machine_name(hardware_of(saved(here)))
+    l4_machine = l4_on_this_host(saved(here))  # the GPU, on this host
     assert result.stdout.splitlines() == [
         "pytest-llmperf: merged 2 runs (4 cases on 2 machines) into merged.json", f"  {this_machine}",
         f"  {l4_machine}",
@@ -102,7 +114,9 @@ def test_merging_two_machines_keeps_both_and_every_reader_reads_the_merged_run(h
     data = saved(here, "merged.json")
     runs = data["llmperf"]["runs"]
     assert [run["machine"] for run in runs] == [this_machine, l4_machine]
-    assert [run["machine_info"]["llmperf"]["hardware"].get("gpus") for run in runs] == [None, [L4]]
+    # this machine's own GPUs (None on a CPU run), then the L4
+    assert [run["machine_info"]["llmperf"]["hardware"].get("gpus") for run in runs] == [
+        hardware_of(saved(here)).get("gpus"), [L4]]
     by_run = {}
     for bench in data["benchmarks"]:
         by_run.setdefault(bench["llmperf_run"], []).append(bench["fullname"])
@@ -130,8 +144,8 @@ def test_rows_of_a_merged_run_carry_each_machines_fingerprint(here):
     _, rows = committed_rows([request for request in hub.received if request[0] == "POST"][-1][3])
     assert len(rows) == 4
     gpus = {row["machine"]: json.loads(row["environment"])["hardware"].get("gpus") for row in rows}
-    assert gpus == {machine_name(saved(here)["machine_info"]["llmperf"]["hardware"]): None,
-                    f"1x NVIDIA L4 ({machine_name(saved(here)['machine_info']['llmperf']['hardware'])})": [L4]}
+    this_hardware = hardware_of(saved(here))  # its own GPUs: None on a CPU run
+    assert gpus == {machine_name(this_hardware): this_hardware.get("gpus"), l4_on_this_host(saved(here)): [L4]}
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -159,7 +173,10 @@ def test_the_merged_report_sets_the_machines_side_by_side_with_their_cost(here):
     assert figure.read_bytes().startswith(b"\x89PNG") and figure.stat().st_size > 20_000
     report = (here / "fleet" / "report.md").read_text()
     assert "](machines-builtin-sdpa-nocompile-float32-manual.png)" in report
-    this_machine = machine_name(saved(here)["machine_info"]["llmperf"]["hardware"])
+    this_hardware = hardware_of(saved(here))
+    # the figures' and tables' short name: a GPU machine's GPUs, a CPU machine's whole name (machines.short_names)
+    this_machine = device_name(this_hardware) if this_hardware.get("device_type") == "cuda" else \
+        machine_name(this_hardware)
     table = report.split("**Best configuration per machine: builtin | builtin:test, 2 samples, max_new_tokens 4**")[1]
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.split("\n\n")[1].splitlines()[2:]]
     infos = {bench["extra_info"]["batch_size"]: bench["extra_info"] for bench in saved(here, "l4.json")["benchmarks"]}
@@ -170,7 +187,7 @@ def test_the_merged_report_sets_the_machines_side_by_side_with_their_cost(here):
                        f"{mark}{best['samples_per_s']:,.2f}", f"{mark}{best['tokens_per_s']:,.1f}", "1.00x",
                        "identical", "0.80", f"{mark}{cost:,.4g}"]
     assert rows[1][0] == this_machine and rows[1][4] == "0.20x" and rows[1][6:] == ["-", "-"]  # 5x slower, no price
-    assert f"No price for {saved(here)['machine_info']['llmperf']['hardware']['cpu_model']}: give " in report
+    assert f"No price for {device_name(this_hardware)}: give " in report  # its GPUs, or on a CPU run its CPU model
     assert "A price matches no machine here: T4." in report
     # one machine's own figures: its own report, from the merged run
     one = console_script(here, "report", "fleet.json", "--out", "l4", "--machine", "L4")
@@ -204,20 +221,22 @@ def test_each_machine_is_compared_with_its_own_cases_and_one_missing_is_named(he
     own = median(this["benchmarks"][0]["extra_info"]["metric_samples"]["tokens_per_s"])
     bs1 = next(line for line in result.stdout.splitlines() if "manual-bs1] | tokens/s" in line)
     assert bs1.split("|")[3].strip() == f"{own:.4g}"  # its own machine's figure, not the L4's
-    this_machine = machine_name(this["machine_info"]["llmperf"]["hardware"])
+    this_machine = machine_name(hardware_of(this))
     assert any(line.startswith("| test_throughput[sdpa-nocompile-float32-manual-bs2] | timing ")
                and line.rstrip(" |").endswith("| no baseline for this hardware") for line in result.stdout.splitlines())
     assert (f"no baseline for this hardware: this machine is {this_machine}; the baseline has this case on "
-            f"1x NVIDIA L4 ({this_machine}) (its timing is judged once a baseline from this machine is merged in"
+            f"{l4_on_this_host(this)} (its timing is judged once a baseline from this machine is merged in"
             in result.stdout)
 
 
 def rows_at(commit: str, day: int, rows: list[dict], slower: float = 1.0, case: str = "", machine: str = "") -> list[dict]:
     """The rows as a push at ``commit`` would have written them, ``case``'s rounds on ``machine`` ``slower``
-    times as slow."""
+    times as slow. Each machine's push has its own run id, ``<commit>-m<index>`` (the machines in name order:
+    names need not differ in their first characters, e.g. ``1x NVIDIA H200 (...)`` and ``1x NVIDIA L4 (...)``)."""
+    index = {name: number for number, name in enumerate(sorted({row["machine"] for row in rows}))}
     pushed = []
     for row in rows:
-        row = {**row, "run_id": f"{commit}-{row['machine'][:3]}", "timestamp": f"2026-11-{day:02d}T10:00:00+00:00",
+        row = {**row, "run_id": f"{commit}-m{index[row['machine']]}", "timestamp": f"2026-11-{day:02d}T10:00:00+00:00",
                "commit": json.dumps({"id": commit * 8, "time": f"2026-11-{day:02d}T09:00:00+00:00", "dirty": False})}
         if case and row["case"].endswith(case) and row["machine"] == machine:
             samples = json.loads(row["metric_samples"])
@@ -239,14 +258,14 @@ def test_the_history_of_three_commits_flags_a_planted_regression(here):
         path = hub.write_rows(saved_runs.load(here / name), here / "pushed")
         rows += [json.loads(line) for line in path.read_text().splitlines()]
     dataset = here / "dataset"
-    this_machine = machine_name(saved(here)["machine_info"]["llmperf"]["hardware"])
+    this_machine = machine_name(hardware_of(saved(here)))
     for commit, day, slower in (("a", 1, 1.0), ("b", 2, 1.0), ("c", 3, 10.0)):
         folder = dataset / "runs" / f"2026-11-{day:02d}"
         folder.mkdir(parents=True)
         pushed = rows_at(commit, day, rows, slower, case="manual-bs2]", machine=this_machine)
-        for machine in {row["machine"] for row in pushed}:
-            with (folder / f"{commit}-{machine[:3]}.jsonl").open("w") as handle:
-                handle.writelines(json.dumps(row) + "\n" for row in pushed if row["machine"] == machine)
+        for run_id in {row["run_id"] for row in pushed}:  # a file per push, as the Hub dataset holds them
+            with (folder / f"{run_id}.jsonl").open("w") as handle:
+                handle.writelines(json.dumps(row) + "\n" for row in pushed if row["run_id"] == run_id)
     result = console_script(here, "report", "dataset", "--out", "history")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == ("pytest-llmperf: history of 12 rows (2 cases, 3 commits, 2 machines) in "

@@ -103,7 +103,10 @@ def committed_rows(body: bytes) -> tuple[str, list[dict]]:
 
 
 def test_a_session_appends_its_rows_to_the_dataset(pushed):
+    from conftest import resolved_auto_device
+
     folder, stdout, received, url = pushed
+    device = resolved_auto_device()
     # the two calls of an upload, and nothing else of the session reached the Hub (huggingface_hub's
     # client fetches its agent-harness registry on its own, best effort)
     calls = [(method, path) for method, path, _, _ in received if path != HARNESS_REGISTRY]
@@ -121,7 +124,9 @@ def test_a_session_appends_its_rows_to_the_dataset(pushed):
                    for key in saved[row["case"]]}
         assert decoded == saved[row["case"]]
         assert row["timestamp"] and "commit" in row and json.loads(row["identity"])["strategy"] == "manual"
-        assert json.loads(row["environment"])["hardware"]["device_type"] == "cpu"
+        # the fingerprint names the device the case ran on (`--llmperf-device auto`: a GPU where there is one)
+        assert row["device"] == device and json.loads(row["environment"])["hardware"]["device_type"] == \
+            device.split(":")[0]
     assert f"llmperf: pushed 2 cases to the Hub dataset org/perf: {url}/datasets/org/perf/commit/abc123" in stdout
 
 

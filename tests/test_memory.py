@@ -5,9 +5,20 @@ import json
 
 import pytest
 
-from conftest import FAST, SUITE
+from conftest import FAST, SUITE, resolved_auto_device
 
 MEMORY_KEYS = ("peak_memory_mb", "peak_memory_above_model_mb", "peak_memory_reserved_mb", "memory_measure")
+
+
+def on_cuda() -> bool:
+    """Whether the runs here (``--llmperf-device auto``) measure on a GPU: memory is then torch's
+    allocated peak on it, and the table adds what its allocator reserved."""
+    return resolved_auto_device().startswith("cuda")
+
+
+def memory_measure() -> str:
+    return ("cuda max_memory_allocated, reset per round" if on_cuda()
+            else "rss high-water mark (VmHWM), reset per round")
 
 
 def saved(pytester) -> dict:
@@ -22,13 +33,17 @@ def test_peak_memory_grows_with_batch_size_and_is_saved_and_tabled(run_suite, py
     info = saved(pytester)
     for size in (1, 16):
         assert set(MEMORY_KEYS) <= set(info[size])
-        assert info[size]["memory_measure"] == "rss high-water mark (VmHWM), reset per round"
+        assert info[size]["memory_measure"] == memory_measure()
         assert info[size]["peak_memory_mb"] > info[size]["peak_memory_above_model_mb"] >= 0
         assert len(info[size]["metric_samples"]["peak_memory_mb"]) == 2  # one per measured round
     assert info[16]["peak_memory_above_model_mb"] > info[1]["peak_memory_above_model_mb"]
+    # on CUDA also the allocator's reserved peak, and energy where NVML measured it (telemetry's own tests)
+    columns = ("peak memory", "above the model", *(["reserved (CUDA)"] if on_cuda() else []),
+               *(["energy/token"] if any(info[size].get("energy_per_token_j") is not None for size in info) else []),
+               "roofline")
     result.stdout.fnmatch_lines([
-        "latency and memory (latency: *; memory: rss high-water mark (VmHWM), reset per round; MB = 2**20 bytes*",
-        "| batch size | strategy | TTFT p50 * | peak memory | above the model | roofline |",
+        f"latency and memory (latency: *; memory: {memory_measure()}; MB = 2**20 bytes*",
+        f"| batch size | strategy | TTFT p50 * | {' | '.join(columns)} |",
         "| 1 * | manual * | * MB * | * MB * | *% * |",
         "| 16 * | manual * | * MB * | * MB * | *% * |",
     ])
@@ -38,7 +53,7 @@ def test_the_memory_ceiling_fails_at_an_impossible_value_and_passes_at_a_generou
     tight = run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--llmperf-max-memory-mb=1")
     tight.assert_outcomes(failed=1)
     tight.stdout.fnmatch_lines(["llmperf gate failed: manual bs=1 *",
-                                "  peak memory MB: * > ceiling 1 (rss high-water mark (VmHWM), reset per round)"])
+                                f"  peak memory MB: * > ceiling 1 ({memory_measure()})"])
     run_suite("--llmperf-strategies=manual", "--llmperf-batch-sizes=1",
               "--llmperf-max-memory-mb=1000000").assert_outcomes(passed=1)
 

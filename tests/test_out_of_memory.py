@@ -3,9 +3,11 @@ figures; its memory is freed; the untimed consistency test does not run it again
 sizes of the same strategy are skipped with the reason. On CUDA (when a GPU is present) with a
 real out-of-memory error."""
 
+import re
+
 import pytest
 
-from conftest import FAST
+from conftest import FAST, resolved_auto_device
 
 # A user's strategy that runs out of memory from batch size 4 on, with the error torch raises.
 OOM_CONFTEST = '''
@@ -43,21 +45,34 @@ def test_calls():
 '''
 
 
+def memory_figures(device: str) -> str:
+    """The pattern of ``measure.memory.figures`` on ``device``: what its out-of-memory line says."""
+    if device.startswith("cuda"):
+        return f"{device}: * GiB free of * GiB, torch peak allocated * GiB, reserved * GiB"
+    return f"{device}: * GiB available of * GiB, this process * GiB resident"
+
+
 def test_out_of_memory_fails_one_case_in_one_line_and_skips_what_would_hit_the_same_wall(run_suite):
+    from pytest_llmperf.measure import latency
+
+    device = resolved_auto_device()  # the error is raised wherever the runs are: the line has that device's figures
     result = run_suite("-rfs", "-s", "--llmperf-strategies=oomat4", "--llmperf-batch-sizes=1,2,4,8",
                        "--llmperf-num-samples=8", suite=SUITE,
                        conftest=OOM_CONFTEST)
     result.assert_outcomes(passed=5, failed=1, skipped=3)
     result.stdout.fnmatch_lines([
         "*_ test_throughput[[]sdpa-nocompile-float32-oomat4-bs4] _*",
-        "out of memory: oomat4 bs=4 (cpu: * GiB available of * GiB, this process * GiB resident); freed, now cpu: *; "
+        f"out of memory: oomat4 bs=4 ({memory_figures(device)}); freed, now {device}: *; "
         "larger batch sizes of oomat4 are skipped",
     ])
     result.stdout.fnmatch_lines_random([
         "SKIPPED [[]1] *: not run: oomat4 ran out of memory at bs=4 in test_perf.py::test_throughput, so bs=8 would too",
         "SKIPPED [[]1] *: not run again: oomat4 bs=4 ran out of memory in test_perf.py::test_throughput",
     ])
-    result.stdout.fnmatch_lines(["*CALLS [[](1, 1), (2, 1), (4, 1)]"])  # one round each: bs=4 not again, bs=8 never
+    # a finished case: its one measured round, and on CUDA its latency round (--llmperf-latency auto: extra rounds);
+    # bs=4 once (its first round ran out of memory) and not again, bs=8 never
+    rounds = 1 + (latency.mode("auto", device) == "extra")
+    result.stdout.fnmatch_lines([f"*CALLS [[](1, {rounds}), (2, {rounds}), (4, 1)]"])
     assert "Traceback" not in result.stdout.str() and "OutOfMemoryError" not in result.stdout.str()
     assert "| 4 " not in result.stdout.str()  # no row for what did not finish
 
@@ -66,7 +81,9 @@ def test_on_oom_skip_skips_the_case_with_the_same_line(run_suite):
     result = run_suite("-rs", "--llmperf-strategies=oomat4", "--llmperf-batch-sizes=1,4", "--llmperf-on-oom=skip",
                        conftest=OOM_CONFTEST)
     result.assert_outcomes(passed=1, skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED [[]1] *: out of memory: oomat4 bs=4 (cpu: *); freed, now cpu: *"])
+    device = resolved_auto_device()
+    result.stdout.fnmatch_lines([f"SKIPPED [[]1] *: out of memory: oomat4 bs=4 ({memory_figures(device)}); "
+                                 f"freed, now {device}: *"])
 
 
 REAL_OOM_CONFTEST = '''
@@ -101,7 +118,8 @@ def test_a_real_cuda_out_of_memory_is_freed_and_the_session_carries_on(pytester)
     result.stdout.fnmatch_lines(["*_ test_throughput[[]*hog-bs4] _*",
                                  "out of memory: hog bs=4 (cuda:0: * GiB free of * GiB, torch peak allocated * GiB, "
                                  "reserved * GiB); freed, now cuda:0: *"])
-    allocated = float(next(line for line in result.stdout.lines if line.startswith("ALLOCATED_GIB")).split()[1])
+    # with -s the print lands on the progress line, after the dots ("test_perf.py ..Fs..ssALLOCATED_GIB 0.0349")
+    (allocated,) = [float(found) for found in re.findall(r"ALLOCATED_GIB (\S+)", result.stdout.str())]
     assert allocated < 1.0  # the model only: the failed case's memory was given back
 
 

@@ -54,6 +54,10 @@ def session_with_a_report(tmp_path_factory):
 
 
 def test_the_report_folder_holds_tables_figures_and_data(session_with_a_report):
+    import torch
+
+    from conftest import resolved_auto_device
+
     folder, stdout = session_with_a_report
     report = folder / "report"
     assert f"llmperf: report {report} (" in stdout
@@ -61,7 +65,11 @@ def test_the_report_folder_holds_tables_figures_and_data(session_with_a_report):
     assert "| batch size | strategy | length match |" in " ".join(markdown.split())
     assert "| batch size | strategy | TTFT p50 |" in " ".join(markdown.split())
     assert "MB = 2\\*\\*20 bytes" in markdown  # escaped inside the bold title
-    assert "- **device**: cpu" in markdown and "- **software**: python " in markdown
+    # the device the cases ran on (`--llmperf-device auto`: a GPU where there is one) and, on CUDA, its GPUs
+    device = resolved_auto_device()
+    gpus = f" ({', '.join(torch.cuda.get_device_name(index) for index in range(torch.cuda.device_count()))})" \
+        if device.startswith("cuda") else ""
+    assert f"\n- **device**: {device}{gpus}" in markdown and "- **software**: python " in markdown
     for figure in FIGURES:
         data = (report / figure).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000, figure

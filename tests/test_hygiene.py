@@ -10,6 +10,8 @@
 
 import gc
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -24,6 +26,16 @@ def extra_info(pytester, name="bench.json") -> list[dict]:
 
 # -- the garbage collector -------------------------------------------------------------------------
 
+def freeze_count_of_a_fresh_interpreter() -> int:
+    """``gc.get_freeze_count()`` after a full collection in a fresh interpreter of this Python: what it
+    reads with nothing frozen. 0 on 3.11 and 3.13; on 3.12 a full collection moves every immortal object
+    it meets into the permanent generation (375 on 3.12.1 and 3.12.3), where ``gc.unfreeze()`` leaves
+    them only until the next full collection."""
+    result = subprocess.run([sys.executable, "-c", "import gc; gc.collect(); print(gc.get_freeze_count())"],
+                            capture_output=True, text=True, timeout=60, check=True)
+    return int(result.stdout)
+
+
 def test_by_default_the_heap_is_frozen_and_collections_in_rounds_are_recorded(run_suite, pytester):
     run_suite(*MANUAL_BS2, "--llmperf-rounds=3", "--benchmark-json=bench.json").assert_outcomes(passed=1)
     [info] = extra_info(pytester)
@@ -31,7 +43,9 @@ def test_by_default_the_heap_is_frozen_and_collections_in_rounds_are_recorded(ru
     assert info["gc_frozen_objects"] > 10_000  # the model, torch, transformers, pytest
     assert set(info["gc_collections_in_measured_rounds"]) == {"gen0", "gen1", "gen2"}
     assert info["gc_pause_s_in_measured_rounds"] >= 0
-    assert gc.get_freeze_count() == 0, "the heap must be unfrozen once the rounds are over"
+    gc.collect()  # as in the fresh interpreter: on 3.12 it puts the immortal objects back where they were
+    assert gc.get_freeze_count() == freeze_count_of_a_fresh_interpreter(), \
+        "the heap must be unfrozen once the rounds are over"
 
 
 def test_gc_none_leaves_the_collector_alone_and_disable_gc_is_honoured(run_suite, pytester):

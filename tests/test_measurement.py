@@ -3,7 +3,15 @@
 
 import pytest
 
+from conftest import resolved_auto_device
 from pytest_llmperf.strategies.base import generated_part
+
+
+def latency_rounds(rounds: int) -> int:
+    """The strategy calls the default latency mode (auto) adds after the measured rounds: as many
+    extra rounds on CUDA, where latency is recorded in rounds of its own; none on CPU."""
+    return rounds if resolved_auto_device().startswith("cuda") else 0
+
 
 # Call n (1-based) keeps at most n tokens per sample, so each call generates a different, known
 # number of tokens, and the tokens recorded for a round reveal which call produced it.
@@ -52,7 +60,9 @@ def test_warmup_is_excluded_and_tokens_pair_with_their_round(run_suite, extra):
     result = run_suite("--llmperf-warmup=2", "--llmperf-rounds=3", "-s", *extra, suite=ROUNDS_SUITE,
                        conftest=COUNTING_CONFTEST)
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*CALLS 6" if extra else "*CALLS 5"])
+    # 2 warmup + 3 measured calls, pytest-benchmark's profiling call, then the latency rounds (CUDA)
+    calls = 2 + 3 + (1 if extra else 0) + latency_rounds(3)
+    result.stdout.fnmatch_lines([f"*CALLS {calls}"])
 
 
 def test_compilation_during_a_measured_round_is_counted_and_reported(run_suite):
@@ -114,8 +124,8 @@ def test_benchmarked(llmperf):
 def test_outputs_only(llmperf):
     before = len(conftest.CALLS)
     result = llmperf.generate("counting", 2)
-    assert len(conftest.CALLS) == before == 1 and result.timing is not None
-'''
+    assert len(conftest.CALLS) == before == {calls} and result.timing is not None
+'''.format(calls=1 + latency_rounds(1))  # the one measured round, and the latency round on CUDA
     # counting truncates outputs on purpose, so the drift gates are switched off here
     run_suite("--llmperf-min-exact-match=off", "--llmperf-min-similarity=off", suite=suite,
               conftest=COUNTING_CONFTEST).assert_outcomes(passed=2)

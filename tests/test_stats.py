@@ -101,6 +101,30 @@ def test_a_machine_speed_change_the_probe_cannot_correct_for_is_inconclusive_nev
     assert not one.speed_adjusted and one.verdict == INCONCLUSIVE and one.speed_changed
 
 
+def test_rounds_that_measured_nothing_are_not_compared_and_a_zero_baseline_never_crashes():
+    """A GPU run saved energy/token rounds of 0 J (its energy counter did not advance over rounds
+    shorter than its update period), and the next run's comparison with it failed its test on a
+    ZeroDivisionError. Every metric is a positive quantity: a median of 0 measured nothing, and is
+    not compared, as a metric a run does not carry; a single round of 0 bounds nothing, quietly."""
+    import warnings
+
+    from pytest_llmperf.measure.metrics import rounds_at_equal_speed
+    from pytest_llmperf.settings.config import Thresholds
+    from pytest_llmperf.verdicts.regression import metric_checks
+
+    energy = METRICS_BY_NAME["energy_per_token_j"]
+    nothing, measured = {"metric_samples": {energy.name: [0.0, 0.0]}}, {"metric_samples": {energy.name: [1.6, 1.5]}}
+    assert rounds_at_equal_speed(energy, nothing, measured) is None is rounds_at_equal_speed(energy, measured, nothing)
+    assert metric_checks(nothing, measured, Thresholds(), 0.01, metrics=(energy,)) == []
+    assert metric_checks(measured, nothing, Thresholds(), 0.01, metrics=(energy,)) == []
+    assert compare([0.0, 0.0], [1.6, 1.5], higher_is_better=False, tolerance=0.1).verdict == INCONCLUSIVE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's divide-by-zero warnings would reach the user's summary
+        one_zero = compare([1.5, 0.0, 1.6], [3.0, 3.1, 3.2], higher_is_better=False, tolerance=0.1)
+        assert one_zero.verdict in (REGRESSED, INCONCLUSIVE) and one_zero.ratio == pytest.approx(3.1 / 1.5)
+        assert compare([1.5, 0.0], [3.0], higher_is_better=False, tolerance=0.1).ci[1] == float("inf")
+
+
 @dataclass(frozen=True)
 class Case:
     """What the speedup gate reads of a timed case: its per-round samples/s and speed-probe readings."""

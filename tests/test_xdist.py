@@ -104,9 +104,11 @@ def test_n2_with_timing_on_times_every_case_and_saves_what_n0_saves(pytester):
 
 def test_auto_on_cpu_times_nothing_and_says_why_in_one_line(pytester):
     """Two workers on one CPU share its cores: ``auto`` leaves timing off, checks outputs, says so once,
-    and writes no ``--benchmark-json`` (nothing was timed)."""
+    and writes no ``--benchmark-json`` (nothing was timed). On the CPU even on a GPU machine, where
+    the default device would put both workers on a GPU: whether they share one depends on how many
+    it has (what auto decides there is test_auto_times_only_where_every_worker_has_a_device_of_its_own's)."""
     pytester.makepyfile(test_perf=SUITE)
-    result = pytester.runpytest(*ARGS, "-n", "2", "--benchmark-json=untimed.json")
+    result = pytester.runpytest(*ARGS, "-n", "2", "--llmperf-device=cpu", "--benchmark-json=untimed.json")
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines([UNTIMED_SHARED])
     assert result.stdout.str().count("llmperf: nothing was timed") == 1

@@ -212,10 +212,12 @@ def shortfall_without_cpu_wait(metric: Metric, before: dict, now: dict,
 def rounds_at_equal_speed(metric: Metric, before: dict, now: dict) -> tuple[list[float], list[float], bool] | None:
     """Two cases' per-round samples of ``metric`` (from their ``extra_info``), brought to the same
     machine speed (the first case's) when both carry speed-probe readings: ``(before, now,
-    adjusted)``, or None when either has no samples."""
+    adjusted)``, or None when either has no samples, or samples whose median is not above 0: every
+    metric is a positive quantity, so those measured nothing (a GPU's energy counter that did not
+    advance over rounds shorter than its update period read 0 J), and a ratio to them is no change."""
     rounds = _rounds_and_probes(metric, before, now)
     before_values, now_values, before_probe, now_probe = rounds
-    if not before_values or not now_values:
+    if not before_values or not now_values or median(before_values) <= 0 or median(now_values) <= 0:
         return None
     adjusted = (metric.machine_bound and bool(before_probe) and bool(now_probe)
                 and len(before_probe) == len(before_values) and len(now_probe) == len(now_values)

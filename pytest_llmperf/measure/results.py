@@ -160,7 +160,7 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
     }),
     ("[The roofline](memory-energy-roofline.md#energy-telemetry-and-the-roofline)", {
         "roofline_fraction": "the fraction of the memory-bandwidth roofline decoding reaches; null when "
-                             "impossible (above 1, or the probe above the device's own figure)",
+                             "impossible (above 1, or the probe above the device's own figure or below 5% of it)",
         "roofline_note": "why the fraction is null (the probe was disturbed, or speculative decoding), else null",
         "memory_bandwidth_gb_s": "the best copy-probe bandwidth of the session so far, GB/s",
         "memory_bandwidth_probes": "how many copy probes the session had run by then",

@@ -21,7 +21,7 @@ Steadiness uses ``statistics`` only; ``compare`` imports scipy and numpy when it
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import comb, fsum, nan, sqrt
+from math import comb, fsum, inf, nan, sqrt
 from statistics import fmean, median
 from typing import Sequence
 
@@ -129,12 +129,13 @@ def ratio_ci(baseline, now, confidence: float) -> tuple[float, float]:
     import numpy as np
 
     if len(baseline) < 2 or len(now) < 2:  # nothing to resample: the range of pairwise ratios
-        return min(now) / max(baseline), max(now) / min(baseline)
+        return min(now) / max(baseline), max(now) / min(baseline) if min(baseline) > 0 else inf
     rng = _seeded()
     medians = [_resampled_medians(np.asarray(values, float), rng.integers(0, len(values), (BOOTSTRAP_RESAMPLES,
                                                                                             len(values))))
                for values in (baseline, now)]
-    return _percentiles(medians[1] / medians[0], (1 - confidence) / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a baseline round of 0: resamples of it bound nothing
+        return _percentiles(medians[1] / medians[0], (1 - confidence) / 2)
 
 
 _GENERATOR: list = []  # numpy's generator seeded with 0, and that state: creating one costs 25 times resetting it
@@ -189,6 +190,8 @@ def compare(baseline, now, *, higher_is_better: bool, tolerance: float, alpha: f
     nothing there, and a history of 10,000 points is mostly such changes."""
     from scipy.stats import mannwhitneyu
 
+    if median(baseline) <= 0:  # no ratio (callers pass positive quantities: a 0 measured nothing)
+        return Change(nan, (nan, nan), None, False, INCONCLUSIVE, "the baseline's median is 0: no ratio to it")
     ratio = median(now) / median(baseline)
     worse = ratio < 1 - tolerance if higher_is_better else ratio > 1 + tolerance
     better = ratio > 1 + tolerance if higher_is_better else ratio < 1 - tolerance

@@ -7,7 +7,8 @@
   the samples inside the windows of the measured rounds are fetched once the case's rounds are
   over, so nothing crosses the process boundary during them.
 * **Energy**: the GPU's energy counter (``nvmlDeviceGetTotalEnergyConsumption``) read at each
-  window's ends; where the counter is missing, the power samples integrated over the window.
+  window's ends; where the counter is missing, or did not advance over one of a case's rounds
+  (rounds shorter than its update period), the power samples integrated over each window.
   On CPU, Intel RAPL's package counters (``/sys/class/powercap``) where they are readable.
   Per round, energy over its generated tokens and over its samples; the case's figures are the
   medians over its measured rounds.
@@ -378,13 +379,22 @@ def summarize(windows: Sequence[Window], samples: Sequence[Sample], unavailable:
         )
     elif not unavailable:
         info["telemetry_samples"] = 0  # rounds shorter than a sampling period
+    # A device never draws nothing: a counter that did not advance over a round updates less often than
+    # the rounds last (an H200's NVML counter read 0 J over some of a case's 30 to 55 ms rounds and a
+    # step of several joules over the others), so its readings are not the rounds' energy: every
+    # round's power samples are integrated instead.
+    stalled = any(w.joules is not None and w.joules <= 0 for w in windows)
     energies = []
     for window in windows:
-        joules = window.joules if window.joules is not None else integrate_power_j(samples, window.start, window.end)
+        counted = None if stalled else window.joules
+        joules = counted if counted is not None else integrate_power_j(samples, window.start, window.end)
         energies.append((joules, window))
     measured = [(j, w) for j, w in energies if j is not None]
     if measured and len(measured) == len(windows):
-        info["energy_measure"] = counter_name if all(w.joules is not None for w in windows) else "integrated power"
+        if stalled:
+            info["energy_measure"] = f"integrated power ({counter_name} did not advance over a round)"
+        else:
+            info["energy_measure"] = counter_name if all(w.joules is not None for w in windows) else "integrated power"
         info["energy_j_rounds"] = [j for j, _ in measured]
         info["energy_j_per_round"] = median(info["energy_j_rounds"])
         info["energy_per_token_j"] = median(j / w.tokens for j, w in measured) if all(w.tokens for w in windows) \

@@ -7,6 +7,7 @@
 #   bash benchmarks/gpu_suite.sh      # on the GPU machine, from the repository root (carry .whl)
 #   TESTS="tests/test_options.py" PERF_ARGS="--llmperf-num-samples 4" bash benchmarks/gpu_suite.sh
 #                                     # a quick check of the script itself, on any machine
+#   PERF_LIMIT_S=0 bash benchmarks/gpu_suite.sh   # the tests only
 #
 # The test extras that fit the carried tree (torchao, optimum-quanto, jsonschema and theirs) are
 # wheels in .whl too; bitsandbytes (43 MB) does not fit beside them, and its tests skip with their
@@ -52,6 +53,7 @@ timeout -k 10 "${TESTS_LIMIT_S:-390}" python3 -m pytest ${TESTS:-tests} -n "${WO
   -rfEs --durations=25 --junitxml "$OUT/junit.xml"
 echo "== tests: exit $? after $(( $(date +%s) - t0 ))s"
 
+if [ "${PERF_LIMIT_S:-120}" = 0 ]; then echo "== gpu_suite done in $(( $(date +%s) - START ))s (perf_tests not asked for)"; exit; fi
 echo; echo "== pytest perf_tests on cuda (at most ${PERF_LIMIT_S:-120}s)"
 t0=$(date +%s)
 # shellcheck disable=SC2086

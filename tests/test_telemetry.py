@@ -194,7 +194,9 @@ def test_on_a_gpu_the_probe_reads_below_the_devices_own_figure():
     assert figure is not None, source
     probe = roofline.Probe("cuda", torch.cuda.synchronize)
     probe.run()
-    assert 0.3 * figure < probe.reading().measured < figure, (probe.readings, figure, source)
+    # a quiet copy reads 70-90% of the figure; beside other work on the GPU (the other pytest-xdist workers of
+    # `pytest tests -n 8`) an H200 read 16%: above the share below which the plugin calls a probe disturbed
+    assert roofline.PROBE_MIN_DEVICE_SHARE * figure < probe.reading().measured < figure, (probe.readings, figure, source)
 
 
 # -- what a user sees ---------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ ARGS = ("-p", "no:cacheprovider", "-p", "no:randomly", "--llmperf-num-samples=2"
         "--llmperf-warmup=0", "--llmperf-rounds=2", "--llmperf-strategies=manual", "--llmperf-batch-sizes=1,2",
         "--llmperf-attn=sdpa,eager", "--llmperf-threads=1", "--llmperf-latency=off", "--llmperf-max-cv=off",
         "--llmperf-tolerance=0.99")
-TIMED_SHARED = "llmperf: 2 pytest-xdist workers timed their cases at the same time on this machine's CPU cores*"
+# what they share: "this machine's CPU cores" on a CPU, "1 GPU" on a machine with one
+TIMED_SHARED = "llmperf: 2 pytest-xdist workers timed their cases at the same time on * (--llmperf-xdist-timing on)*"
 UNTIMED_SHARED = "llmperf: nothing was timed: 2 pytest-xdist workers share this machine's CPU cores*"
 
 

@@ -36,7 +36,18 @@ def freeze_count_of_a_fresh_interpreter() -> int:
     return int(result.stdout)
 
 
-def test_by_default_the_heap_is_frozen_and_collections_in_rounds_are_recorded(run_suite, pytester):
+@pytest.fixture
+def a_project_without_a_frozen_heap():
+    """This suite's own heap is frozen (``conftest.py``, as a project that freezes its heap does): for a
+    test of what the plugin does in a project that froze nothing, it is unfrozen, and frozen again after."""
+    gc.unfreeze()
+    yield
+    gc.collect()
+    gc.freeze()
+
+
+def test_by_default_the_heap_is_frozen_and_collections_in_rounds_are_recorded(run_suite, pytester,
+                                                                              a_project_without_a_frozen_heap):
     run_suite(*MANUAL_BS2, "--llmperf-rounds=3", "--benchmark-json=bench.json").assert_outcomes(passed=1)
     [info] = extra_info(pytester)
     assert info["gc_mode"] == "freeze" and info["gc_enabled_in_rounds"] is True
@@ -46,6 +57,21 @@ def test_by_default_the_heap_is_frozen_and_collections_in_rounds_are_recorded(ru
     gc.collect()  # as in the fresh interpreter: on 3.12 it puts the immortal objects back where they were
     assert gc.get_freeze_count() == freeze_count_of_a_fresh_interpreter(), \
         "the heap must be unfrozen once the rounds are over"
+
+
+def test_a_heap_the_project_froze_stays_frozen_and_only_what_is_newer_is_collected(run_suite, pytester):
+    """This suite froze its heap as it started (``conftest.py``), as vLLM and SGLang advise after loading a
+    model: the rounds keep that freeze and the plugin freezes nothing more; after them the project's
+    frozen objects are still frozen (a count that only falls as some of them are freed)."""
+    from pytest_llmperf.measure.instruments import PROJECT_FREEZE
+
+    gc.collect()
+    frozen = gc.get_freeze_count()
+    assert frozen > PROJECT_FREEZE, "tests/conftest.py freezes the suite's heap"
+    run_suite(*MANUAL_BS2, "--llmperf-rounds=2", "--benchmark-json=bench.json").assert_outcomes(passed=1)
+    [info] = extra_info(pytester)
+    assert info["gc_mode"] == "freeze" and frozen >= info["gc_frozen_objects"] > 0.9 * frozen
+    assert frozen >= gc.get_freeze_count() > 0.9 * frozen, "the project's frozen heap must stay frozen"
 
 
 def test_gc_none_leaves_the_collector_alone_and_disable_gc_is_honoured(run_suite, pytester):

@@ -207,6 +207,36 @@ def test_a_shortfall_the_time_spent_waiting_for_a_cpu_could_explain_is_inconclus
     assert unbounded.inconclusive and "(credited with that time: no bound)" in unbounded.line()
 
 
+def test_a_speedup_the_reference_cases_slower_machine_could_explain_is_inconclusive_not_a_pass():
+    """The pass side of the speedup gate. Synthetic rounds shaped on a CI run of the busy test's planted
+    no-payoff strategy (every extra sample costs two batches' time), which passed at 1.29x: its bs=1
+    rounds ran while the machine was busy, its bs=4 rounds while it was not."""
+    from pytest_llmperf.verdicts.gates import speedup_gate
+
+    bs1 = Case(1, [1.55, 1.52, 1.6], [10.0] * 3, cpu_wait=[0.62, 0.6, 0.65])
+    bs4 = Case(4, [2.0, 2.9, 1.99], [10.0] * 3, cpu_wait=[0.01, 0.01, 0.02])
+    waited = speedup_gate(bs4, bs1, 1.0, 0.01)
+    assert waited.passed and waited.inconclusive
+    assert waited.text == ("speedup vs bs=1: 1.29 at or above required 1: inconclusive, in the bs=1 rounds the threads "
+                           "doing the work waited for a CPU 62% of the time (other processes held the cores), which "
+                           "could explain the speedup; not judged")
+    # the same speedup from quiet bs=1 rounds, or where the kernel does not report the wait: a pass
+    for quiet in (replace(bs1, cpu_wait=[0.01, 0.02, 0.01]), replace(bs1, cpu_wait=None)):
+        passed = speedup_gate(bs4, quiet, 1.0, 0.01)
+        assert passed.passed and not passed.inconclusive and passed.line() == "speedup vs bs=1: 1.29 >= required 1"
+    # batching that pays off 3x beside the same wait: it still holds with the wait credited
+    assert not speedup_gate(replace(bs4, rounds=[4.8, 4.7, 4.9]), bs1, 1.0, 0.01).inconclusive
+    # steady probes that read the bs=1 rounds' machine twice as slow: at equal speed 0.645x
+    slower = speedup_gate(bs4, replace(bs1, probe_ms=[20.0] * 3, cpu_wait=None), 1.0, 0.01)
+    assert slower.passed and slower.inconclusive and slower.text.startswith(
+        "speedup vs bs=1: 1.29 at or above required 1: inconclusive, at equal machine speed (the speed probe read the "
+        "bs=1 rounds' machine slower) it is 0.645")
+    # scattered probes (CV above 25%) that read a speed change: below the floor at either probe scaling
+    scattered = speedup_gate(replace(bs4, probe_ms=[10.0, 16.0, 9.0]),
+                             replace(bs1, probe_ms=[30.0, 19.0, 40.0], cpu_wait=None), 1.0, 0.01)
+    assert scattered.inconclusive and "the machine's speed changed (probe 30.0 ms -> 10.0 ms)" in scattered.text
+
+
 def test_a_latency_regression_the_time_spent_waiting_for_a_cpu_could_explain_is_inconclusive():
     """The cross-commit gate on ITL p95, as a fleet test on two busy workers read it: 2.3x the
     baseline from the same machine, with the working threads waiting for a CPU 60% of each round. A

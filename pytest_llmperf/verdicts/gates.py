@@ -11,6 +11,7 @@ from typing import Any
 
 from ..measure.compare import divergence_summary
 from ..measure.metrics import (
+    CPU_WAIT_MATERIAL,
     METRICS_BY_NAME,
     cpu_waited,
     latency_waited,
@@ -40,7 +41,7 @@ class GateResult:
     passed: bool
     note: str = ""
     text: str = ""  # a line of its own (the cross-commit gates), instead of "label: measured >= required"
-    inconclusive: bool = False  # missed on its face, but too noisy to tell: a warning, not a failure
+    inconclusive: bool = False  # missed (or met) on its face, but the noise or the machine could explain it: a warning
     ceiling: bool = False  # measured must stay at or below required (a max_* option), not reach it
 
     def line(self) -> str:
@@ -229,7 +230,11 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
     brought to one speed by those readings, either way (``rounds_at_probe_speeds``): a speed change
     that could explain it makes it inconclusive. And a shortfall fails only if it holds with this
     case's rounds credited with the time its threads waited for a CPU while other processes held
-    the cores (``shortfall_without_cpu_wait``)."""
+    the cores (``shortfall_without_cpu_wait``).
+
+    A pass is held to the same standard the other way (``speedup_pass_explained``): a speedup that the
+    reference's slower machine could explain (the probe read it slower, or its threads waited for a CPU)
+    is inconclusive, a warning, not a pass that batching pays off."""
     label = "speedup vs bs=1" if reference is None or reference.batch_size == 1 else \
         f"speedup vs bs={reference.batch_size}"
     measured = speedup(result, reference) if reference is not None else None
@@ -237,10 +242,15 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
         note = (f"no timed bs=1 run of {result.strategy} for this configuration before this test in this session; "
                 "include batch size 1")
         return _at_least(name, label, None, floor, note)
-    if measured >= floor:
-        return _at_least(name, label, measured, floor)
     metric = METRICS_BY_NAME["samples_per_s"]
     before_info, now_info = reference.extra_info(), result.extra_info()
+    if measured >= floor:
+        why = speedup_pass_explained(metric, before_info, now_info, floor, reference.batch_size)
+        if not why:
+            return _at_least(name, label, measured, floor)
+        text = (f"{label}: {measured:.4g} at or above required {floor:g}: inconclusive, {why}, which could explain "
+                "the speedup; not judged")
+        return GateResult(name, label, measured, floor, True, why, text, inconclusive=True)
     before, now, adjusted = rounds_at_equal_speed(metric, before_info, now_info)
 
     def short_of_floor(reference_rounds, rounds):
@@ -269,6 +279,36 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
         why = f"{waited}, which could explain the shortfall"
     text = f"{label}: {measured:.4g} below required {floor:g} ({evidence}): inconclusive, {why}; not failed"
     return GateResult(name, label, measured, floor, True, evidence, text, inconclusive=True)
+
+
+def speedup_pass_explained(metric, before: dict, now: dict, floor: float, reference_batch_size: int) -> str:
+    """Why a speedup at or above ``floor`` (``now``'s rate over ``before``'s, two cases' ``extra_info``)
+    might be the machine's doing rather than batching's, or '': the reference ran on a slower machine,
+    and the speedup falls below the floor once the rounds are brought to one speed (by the probe's
+    readings when they are steady, else either way ``rounds_at_probe_speeds`` allows, when the probe
+    shows a speed change), or once the reference's rounds are credited with the time its threads
+    waited for a CPU (``CPU_WAIT_MATERIAL`` or more; the batched case's rounds as measured). A planted
+    strategy whose batching costs 7x its batch's generation passed at 1.29x on a 2-core machine whose
+    load dropped between its bs=1 and its bs=4 rounds."""
+    def below(before_rounds, now_rounds) -> bool:
+        return median(now_rounds) < floor * median(before_rounds)
+
+    equal = rounds_at_equal_speed(metric, before, now)
+    if equal is None:
+        return ""
+    before_rounds, now_rounds, adjusted = equal
+    if adjusted and below(before_rounds, now_rounds):
+        return (f"at equal machine speed (the speed probe read the bs={reference_batch_size} rounds' machine slower) "
+                f"it is {median(now_rounds) / median(before_rounds):.4g}")
+    changed = "" if adjusted else speed_change(metric, before, now)
+    if changed and any(below(*rounds) for rounds in rounds_at_probe_speeds(metric, before, now)):
+        return changed
+    credited = rounds_without_cpu_wait(metric, before)
+    if credited is not None and median(before["cpu_wait_share"]) >= CPU_WAIT_MATERIAL and (
+            inf in credited or below(credited, now["metric_samples"][metric.name])):
+        return (f"in the bs={reference_batch_size} rounds the threads doing the work waited for a CPU "
+                f"{median(before['cpu_wait_share']):.0%} of the time (other processes held the cores)")
+    return ""
 
 
 def _at_least(name: str, label: str, measured: float | None, required: float, note: str = "") -> GateResult:

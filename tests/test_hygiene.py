@@ -39,15 +39,16 @@ def freeze_count_of_a_fresh_interpreter() -> int:
 @pytest.fixture
 def a_project_without_a_frozen_heap():
     """This suite's own heap is frozen (``conftest.py``, as a project that freezes its heap does): for a
-    test of what the plugin does in a project that froze nothing, it is unfrozen, and frozen again after."""
+    test of what the plugin does in a project that froze nothing, it is unfrozen, and frozen again after
+    (asked for first, so that it is torn down last, once the test's own sessions are gone)."""
     gc.unfreeze()
     yield
     gc.collect()
     gc.freeze()
 
 
-def test_by_default_the_heap_is_frozen_and_collections_in_rounds_are_recorded(run_suite, pytester,
-                                                                              a_project_without_a_frozen_heap):
+def test_by_default_the_heap_is_frozen_and_collections_in_rounds_are_recorded(a_project_without_a_frozen_heap,
+                                                                              run_suite, pytester):
     run_suite(*MANUAL_BS2, "--llmperf-rounds=3", "--benchmark-json=bench.json").assert_outcomes(passed=1)
     [info] = extra_info(pytester)
     assert info["gc_mode"] == "freeze" and info["gc_enabled_in_rounds"] is True

@@ -89,7 +89,7 @@ class Collections:
     pause_s: float
 
 
-# More objects than this in the permanent generation before the rounds: the project froze its heap (a
+# At least this many objects in the permanent generation before the rounds: the project froze its heap (a
 # process with pytest loaded holds far more). CPython 3.12 puts its immortal objects there at every full
 # collection (375 on 3.12.1 and 3.12.3), so a few hundred mean nothing was frozen.
 PROJECT_FREEZE = 10_000

@@ -207,11 +207,11 @@ def disturbed(fraction: float, bandwidth: Bandwidth) -> str | None:
     if bandwidth.device is not None and bandwidth.measured > bandwidth.device:
         return (f"probe disturbed: the copy probe read {bandwidth.measured / 1e9:.3g} GB/s ({probes}), above the "
                 f"device's own {bandwidth.device / 1e9:.3g} GB/s")
-    if fraction > 1:
-        return (f"probe disturbed: decoding moved {fraction:.2f}x the copy bandwidth the probe read "
-                f"({bandwidth.measured / 1e9:.3g} GB/s, {probes}); {loaded}")
     if bandwidth.device is not None and bandwidth.measured < PROBE_MIN_DEVICE_SHARE * bandwidth.device:
         return (f"probe disturbed: the copy probe read {bandwidth.measured / 1e9:.3g} GB/s ({probes}), "
                 f"{bandwidth.measured / bandwidth.device:.1%} of the device's own {bandwidth.device / 1e9:,.0f} GB/s, "
                 f"where a quiet one reads at least {PROBE_MIN_DEVICE_SHARE:.0%}; {loaded}")
+    if fraction > 1:
+        return (f"probe disturbed: decoding moved {fraction:.2f}x the copy bandwidth the probe read "
+                f"({bandwidth.measured / 1e9:.3g} GB/s, {probes}); {loaded}")
     return None

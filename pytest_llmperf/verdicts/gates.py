@@ -245,13 +245,18 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
     metric = METRICS_BY_NAME["samples_per_s"]
     before_info, now_info = reference.extra_info(), result.extra_info()
     if measured >= floor:
-        why = speedup_pass_explained(metric, before_info, now_info, floor, reference.batch_size)
+        # a bs=1 case's speedup is 1 by definition, whatever the reference
+        why = speedup_pass_explained(metric, before_info, now_info, floor, reference.batch_size) \
+            if result.batch_size != 1 else ""
         if not why:
             return _at_least(name, label, measured, floor)
         text = (f"{label}: {measured:.4g} at or above required {floor:g}: inconclusive, {why}, which could explain "
                 "the speedup; not judged")
         return GateResult(name, label, measured, floor, True, why, text, inconclusive=True)
-    before, now, adjusted = rounds_at_equal_speed(metric, before_info, now_info)
+    equal = rounds_at_equal_speed(metric, before_info, now_info)
+    if equal is None:  # no per-round samples (a run saved without them): judged as measured
+        return _at_least(name, label, measured, floor, "no per-round samples to judge the rounds on")
+    before, now, adjusted = equal
 
     def short_of_floor(reference_rounds, rounds):
         return compare([floor * value for value in reference_rounds], rounds, higher_is_better=True, tolerance=0.0,
@@ -284,17 +289,21 @@ def speedup_gate(result: RunResult, reference: RunResult | None, floor: float, a
 def speedup_pass_explained(metric, before: dict, now: dict, floor: float, reference_batch_size: int) -> str:
     """Why a speedup at or above ``floor`` (``now``'s rate over ``before``'s, two cases' ``extra_info``)
     might be the machine's doing rather than batching's, or '': the reference ran on a slower machine,
-    and the speedup falls below the floor once the rounds are brought to one speed (by the probe's
-    readings when they are steady, else either way ``rounds_at_probe_speeds`` allows, when the probe
-    shows a speed change), or once the reference's rounds are credited with the time its threads
-    waited for a CPU (``CPU_WAIT_MATERIAL`` or more; the batched case's rounds as measured). A planted
-    strategy whose batching costs 7x its batch's generation passed at 1.29x on a 2-core machine whose
-    load dropped between its bs=1 and its bs=4 rounds."""
+    and the speedup, at or above the floor on the rounds as measured, falls below it once they are
+    brought to one speed (by the probe's readings when they are steady, else either way
+    ``rounds_at_probe_speeds`` allows, when the probe shows a speed change), or once the reference's
+    rounds are credited with the time its threads waited for a CPU beyond what the batched case's
+    waited (``CPU_WAIT_MATERIAL`` or more: a wait both cases shared slowed both). A planted strategy
+    whose batching costs 7x its batch's generation passed at 1.29x on a 2-core machine whose load
+    dropped between its bs=1 and its bs=4 rounds."""
     def below(before_rounds, now_rounds) -> bool:
         return median(now_rounds) < floor * median(before_rounds)
 
     equal = rounds_at_equal_speed(metric, before, now)
     if equal is None:
+        return ""
+    raw_before, raw_now = before["metric_samples"][metric.name], now["metric_samples"][metric.name]
+    if below(raw_before, raw_now):  # the per-round rates' medians disagree with the round times' (even rounds)
         return ""
     before_rounds, now_rounds, adjusted = equal
     if adjusted and below(before_rounds, now_rounds):
@@ -303,11 +312,13 @@ def speedup_pass_explained(metric, before: dict, now: dict, floor: float, refere
     changed = "" if adjusted else speed_change(metric, before, now)
     if changed and any(below(*rounds) for rounds in rounds_at_probe_speeds(metric, before, now)):
         return changed
-    credited = rounds_without_cpu_wait(metric, before)
-    if credited is not None and median(before["cpu_wait_share"]) >= CPU_WAIT_MATERIAL and (
-            inf in credited or below(credited, now["metric_samples"][metric.name])):
+    shared = median(now.get("cpu_wait_share") or [0.0])
+    excess = [max(0.0, share - shared) for share in before.get("cpu_wait_share") or []]
+    credited = rounds_without_cpu_wait(metric, {**before, "cpu_wait_share": excess}) if excess else None
+    if credited is not None and median(excess) >= CPU_WAIT_MATERIAL and (inf in credited or below(credited, raw_now)):
         return (f"in the bs={reference_batch_size} rounds the threads doing the work waited for a CPU "
-                f"{median(before['cpu_wait_share']):.0%} of the time (other processes held the cores)")
+                f"{median(before['cpu_wait_share']):.0%} of the time (other processes held the cores), "
+                f"against {shared:.0%} in these")
     return ""
 
 

@@ -263,6 +263,29 @@ def test_a_latency_regression_the_time_spent_waiting_for_a_cpu_could_explain_is_
     assert check([0.6, 0.62, 0.58], source="extra rounds").verdict == REGRESSED
 
 
+def test_energy_measured_by_other_means_than_the_baselines_is_not_comparable():
+    """A GPU's energy counter that updates less often than the rounds last (an H200's, over 30-55 ms
+    rounds) reads whole steps in the rounds that catch one; when a round reads 0 J the case integrates
+    power instead. Two cases measured those two ways are not compared."""
+    from pytest_llmperf.settings.config import Thresholds
+    from pytest_llmperf.verdicts.regression import metric_checks
+
+    def check(before_measure, now_measure):
+        [energy] = metric_checks({"metric_samples": {"energy_per_token_j": [0.41, 0.42, 0.40]},
+                                  "energy_measure": before_measure},
+                                 {"metric_samples": {"energy_per_token_j": [0.75, 0.76, 0.74]},
+                                  "energy_measure": now_measure},
+                                 Thresholds(), 0.01, metrics=(METRICS_BY_NAME["energy_per_token_j"],))
+        return energy
+
+    unlike = check("integrated power (nvml energy counter did not advance over a round)", "nvml energy counter")
+    assert unlike.change is None and unlike.verdict == (
+        "not comparable (energy measured by integrated power (nvml energy counter did not advance over a round) in "
+        "the baseline, by nvml energy counter now)")
+    assert check("nvml energy counter", "nvml energy counter").verdict == REGRESSED  # the same means: judged
+    assert check(None, "nvml energy counter").verdict == REGRESSED  # a run saved before the key: judged
+
+
 def test_the_cpu_wait_of_a_thread_sharing_its_core_with_another_process_is_measured():
     """The instrument itself, on Linux: a thread spinning on a core that a busy-looping process
     shares waits for it at least a third of the time (about half, more if other work shares the core

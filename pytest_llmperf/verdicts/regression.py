@@ -212,6 +212,19 @@ def _metric_checks(result, case: BaselineCase, thresholds, settings, hardware: l
                          not_comparable="not comparable (other hardware)" if hardware else "")
 
 
+def measured_differently(metric: Metric, before: dict, now: dict) -> str:
+    """"not comparable (...)" when two cases measured ``metric`` by different means, else '': energy from a
+    GPU's energy counter in one and from integrated power samples in the other (``energy_measure``). A
+    counter that updates less often than the rounds last reads whole steps, more than the rounds drew,
+    in the rounds that catch one, so the two means differ by more than any tolerance."""
+    if not metric.name.startswith("energy"):
+        return ""
+    old, new = before.get("energy_measure"), now.get("energy_measure")
+    if not old or not new or old == new:
+        return ""
+    return f"not comparable (energy measured by {old} in the baseline, by {new} now)"
+
+
 def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
                   not_comparable: str = "", metrics: tuple[Metric, ...] = METRICS,
                   intervals: bool = True) -> list[MetricCheck]:
@@ -232,8 +245,9 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
         before, now, adjusted = rounds
         raw_before, raw_now = baseline_info["metric_samples"][metric.name], now_info["metric_samples"][metric.name]
         tolerance = thresholds.tolerance_for(metric)
-        change = None if not_comparable else compare(before, now, higher_is_better=metric.higher_is_better,
-                                                     tolerance=tolerance, alpha=alpha, interval=intervals)
+        unlike = not_comparable or measured_differently(metric, baseline_info, now_info)
+        change = None if unlike else compare(before, now, higher_is_better=metric.higher_is_better,
+                                             tolerance=tolerance, alpha=alpha, interval=intervals)
         changed = "" if adjusted or change is None else speed_change(metric, baseline_info, now_info)
         waited = ""
         if changed:
@@ -245,7 +259,7 @@ def metric_checks(baseline_info: dict, now_info: dict, thresholds, alpha: float,
                 == REGRESSED)
             if not holds:
                 change, waited = replace(change, verdict=INCONCLUSIVE, reason=why), why
-        checks.append(MetricCheck(metric, median(raw_before), median(raw_now), tolerance, change, not_comparable,
+        checks.append(MetricCheck(metric, median(raw_before), median(raw_now), tolerance, change, unlike,
                                   speed_adjusted=adjusted, speed_changed=changed, cpu_waited=waited))
     return checks
 

@@ -50,6 +50,15 @@ def resolved_auto_device() -> str:
     return "cuda:0" if torch.cuda.is_available() else "cpu"
 
 
+def latency_rounds(rounds: int) -> int:
+    """The strategy calls the default latency mode (auto) adds after ``rounds`` measured rounds here: as
+    many again where it records latency in rounds of its own (CUDA), none where it records it in the
+    measured rounds (CPU)."""
+    from pytest_llmperf.measure import latency
+
+    return rounds if latency.mode("auto", resolved_auto_device()) == "extra" else 0
+
+
 # Small and quick: 4 prompts, 8 new tokens, one measured round. A test whose point needs more work (a
 # planted slowdown timed against noise, memory that grows with the batch) asks for it itself.
 FAST = ("--llmperf-num-samples=4", "--llmperf-max-new-tokens=8", "--llmperf-warmup=0", "--llmperf-rounds=1",

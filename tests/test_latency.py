@@ -6,7 +6,7 @@ import json
 import numpy
 import pytest
 
-from conftest import SUITE, resolved_auto_device
+from conftest import SUITE, latency_rounds
 from pytest_llmperf.measure import latency
 from pytest_llmperf.measure.latency import RequestLatency, round_latency
 from pytest_llmperf.output import journal
@@ -261,7 +261,7 @@ def test_a_latency_ceiling_fails_at_an_impossible_value_and_passes_at_a_generous
     tight = run_suite(*common, f"--llmperf-max-{ceiling}-ms=0.001")
     tight.assert_outcomes(failed=1)
     # where the default (auto) records latency: the measured rounds on CPU, one extra round on CUDA
-    source = "extra rounds" if resolved_auto_device().startswith("cuda") else "measured rounds"
+    source = "extra rounds" if latency_rounds(1) else "measured rounds"
     tight.stdout.fnmatch_lines(["llmperf gate failed: manual bs=1 *",
                                 f"  {label} p95 ms: * > ceiling 0.001 (4 requests over 1 {source})"])
     run_suite(*common, f"--llmperf-max-{ceiling}-ms=100000").assert_outcomes(passed=1)

@@ -3,15 +3,8 @@
 
 import pytest
 
-from conftest import resolved_auto_device
+from conftest import latency_rounds
 from pytest_llmperf.strategies.base import generated_part
-
-
-def latency_rounds(rounds: int) -> int:
-    """The strategy calls the default latency mode (auto) adds after the measured rounds: as many
-    extra rounds on CUDA, where latency is recorded in rounds of its own; none on CPU."""
-    return rounds if resolved_auto_device().startswith("cuda") else 0
-
 
 # Call n (1-based) keeps at most n tokens per sample, so each call generates a different, known
 # number of tokens, and the tokens recorded for a round reveal which call produced it.

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import FAST, resolved_auto_device
+from conftest import FAST, latency_rounds, resolved_auto_device
 
 # A user's strategy that runs out of memory from batch size 4 on, with the error torch raises.
 OOM_CONFTEST = '''
@@ -53,8 +53,6 @@ def memory_figures(device: str) -> str:
 
 
 def test_out_of_memory_fails_one_case_in_one_line_and_skips_what_would_hit_the_same_wall(run_suite):
-    from pytest_llmperf.measure import latency
-
     device = resolved_auto_device()  # the error is raised wherever the runs are: the line has that device's figures
     result = run_suite("-rfs", "-s", "--llmperf-strategies=oomat4", "--llmperf-batch-sizes=1,2,4,8",
                        "--llmperf-num-samples=8", suite=SUITE,
@@ -71,7 +69,7 @@ def test_out_of_memory_fails_one_case_in_one_line_and_skips_what_would_hit_the_s
     ])
     # a finished case: its one measured round, and on CUDA its latency round (--llmperf-latency auto: extra rounds);
     # bs=4 once (its first round ran out of memory) and not again, bs=8 never
-    rounds = 1 + (latency.mode("auto", device) == "extra")
+    rounds = 1 + latency_rounds(1)
     result.stdout.fnmatch_lines([f"*CALLS [[](1, {rounds}), (2, {rounds}), (4, 1)]"])
     assert "Traceback" not in result.stdout.str() and "OutOfMemoryError" not in result.stdout.str()
     assert "| 4 " not in result.stdout.str()  # no row for what did not finish

@@ -386,15 +386,13 @@ def summarize(windows: Sequence[Window], samples: Sequence[Sample], unavailable:
     stalled = any(w.joules is not None and w.joules <= 0 for w in windows)
     energies = []
     for window in windows:
-        counted = None if stalled else window.joules
-        joules = counted if counted is not None else integrate_power_j(samples, window.start, window.end)
-        energies.append((joules, window))
+        counted = window.joules is not None and not stalled
+        energies.append((window.joules if counted else integrate_power_j(samples, window.start, window.end), window))
     measured = [(j, w) for j, w in energies if j is not None]
     if measured and len(measured) == len(windows):
-        if stalled:
-            info["energy_measure"] = f"integrated power ({counter_name} did not advance over a round)"
-        else:
-            info["energy_measure"] = counter_name if all(w.joules is not None for w in windows) else "integrated power"
+        info["energy_measure"] = (f"integrated power ({counter_name} did not advance over a round)" if stalled
+                                  else counter_name if all(w.joules is not None for w in windows)
+                                  else "integrated power")
         info["energy_j_rounds"] = [j for j, _ in measured]
         info["energy_j_per_round"] = median(info["energy_j_rounds"])
         info["energy_per_token_j"] = median(j / w.tokens for j, w in measured) if all(w.tokens for w in windows) \

@@ -9,6 +9,24 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def one_share_of_the_cpus_per_xdist_worker() -> None:
+    """Under ``pytest tests -n 2`` each worker gets its share of the CPUs for torch's intra-op threads,
+    as the plugin advises a user whose workers oversubscribe the machine (``measure/environment.py:
+    busy_machine``: "set --llmperf-threads N"). With torch's own default, one thread per core in each
+    worker, two workers run four spinning OpenMP threads on two cores, and every round waits for the
+    other worker's: the same files took 52.7 s with it and 23.0 s with one thread each
+    (``docs/benchmarks/cpu-2core-test-suite.md``). Set before torch is imported (here, and in the
+    processes the tests start, which inherit the environment); a project that set its own is kept."""
+    from pytest_llmperf.measure.environment import cpus_available
+
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpus_available() // workers)))
+
+
+one_share_of_the_cpus_per_xdist_worker()
+
+
 def bind_transformers_logging_to_this_session() -> None:
     """transformers binds its log handler to the ``sys.stderr`` of its first use. Done inside a
     pytester inline run, that stream is closed after the run, and every later transformers warning

@@ -243,7 +243,33 @@ def pytest_unconfigure(config):
 """
 
 
-def test_a_disturbed_probe_is_said_and_never_judged_by_the_roofline_floor(run_suite, pytester):
+@pytest.fixture
+def a_process_that_never_probed(monkeypatch):
+    """The copy probe's readings are kept for the process (``roofline.Probe.of``), and this one ran
+    sessions before: for a test of a session's first probe, none are known."""
+    monkeypatch.setattr(roofline.Probe, "_of_process", {})
+
+
+def test_a_second_session_in_the_process_keeps_the_probe_readings_of_the_first(a_process_that_never_probed,
+                                                                              run_suite, pytester, monkeypatch):
+    """As one long session would: the second session probes again only when a probe is due (here never:
+    the spacing is made too long to come round), or at once if its case decoded faster than the best
+    reading allows; its best reading is at least the first's."""
+    monkeypatch.setattr(roofline, "PROBE_SPACING", 10 ** 6)
+    args = ("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--llmperf-device=cpu", "--benchmark-json=bench.json")
+    run_suite(*args).assert_outcomes(passed=1)
+    (first,), probe = saved(pytester), roofline.Probe.of("cpu", lambda: None)
+    assert 1 <= first["memory_bandwidth_probes"] == len(probe.readings)
+    run_suite(*args).assert_outcomes(passed=1)
+    (second,) = saved(pytester)
+    assert second["memory_bandwidth_probes"] == len(probe.readings)
+    # one more only where its case decoded faster than the best reading allows (a probe read on a loaded machine)
+    assert first["memory_bandwidth_probes"] <= second["memory_bandwidth_probes"] <= first["memory_bandwidth_probes"] + 1
+    assert second["memory_bandwidth_gb_s"] >= first["memory_bandwidth_gb_s"]
+
+
+def test_a_disturbed_probe_is_said_and_never_judged_by_the_roofline_floor(a_process_that_never_probed, run_suite,
+                                                                          pytester):
     """On CPU the decode then moves more than the probe read; on a GPU, whose launch-bound decode of
     the built-in model moves far less than its memory can, the probe reads below what any copy on the
     device reads (a share of the device's own figure), which a CPU does not give."""

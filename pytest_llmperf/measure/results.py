@@ -162,8 +162,8 @@ EXTRA_INFO: tuple[tuple[str, dict[str, str]], ...] = (
         "roofline_fraction": "the fraction of the memory-bandwidth roofline decoding reaches; null when "
                              "impossible (above 1, or the probe above the device's own figure or below 5% of it)",
         "roofline_note": "why the fraction is null (the probe was disturbed, or speculative decoding), else null",
-        "memory_bandwidth_gb_s": "the best copy-probe bandwidth of the session so far, GB/s",
-        "memory_bandwidth_probes": "how many copy probes the session had run by then",
+        "memory_bandwidth_gb_s": "the best copy-probe bandwidth of the process so far, GB/s",
+        "memory_bandwidth_probes": "how many copy probes the process had run by then",
         "device_memory_bandwidth_gb_s": "the device's own figure (memory clock x bus width x 2), GB/s; null on a CPU",
         "device_memory_bandwidth_source": "where the device's figure came from, or why there is none",
         "decode_bytes_per_step": "bytes a decode step must read",

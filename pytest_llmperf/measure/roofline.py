@@ -20,11 +20,14 @@ case reached is
 * **Memory bandwidth**: a copy probe on the device (a buffer far larger than the caches copied a
   few times, counting the read and the write), so it is this machine's real limit, not a
   datasheet figure. A probe run while other work loads the machine reads low (0.8 to 11 GB/s
-  were seen on a machine that gives 40 GB/s when quiet), so it is repeated through the session,
-  after a case's rounds, and the best reading is kept (``Probe``): again whenever the session has
-  run ``PROBE_SPACING`` times the last probe's cost since it, which bounds its cost to about
-  1/``PROBE_SPACING`` of the session, and at once when a case decoded faster than the best
-  reading allows. Measured cost of one probe (allocation, first touch and 3 copies of 256 MiB):
+  were seen on a machine that gives 40 GB/s when quiet), so it is repeated through the process,
+  after a case's rounds, and the best reading is kept (``Probe``, one per device and process):
+  again whenever the process has run ``PROBE_SPACING`` times the last probe's cost since it, which
+  bounds its cost to about 1/``PROBE_SPACING`` of the run, and at once when a case decoded faster
+  than the best reading allows. A process that runs several sessions (pytester's in-process runs,
+  a notebook calling ``pytest.main``) keeps its readings from one to the next, as one long session
+  would: each session probing again on its first case cost the plugin's own test suite a tenth of
+  its time. Measured cost of one probe (allocation, first touch and 3 copies of 256 MiB):
   about 0.6 s on a 2-core CPU at load 3, 1.8 s at load 9 (reading 3 GB/s); on an H200, 0.1 s, most
   of it the garbage collection that frees the buffers (the copies read 3.9 TB/s, 81% of the
   device's own 4.81 TB/s).
@@ -51,7 +54,7 @@ from ..model.quantization import tensor_bytes, weight_bytes
 
 PROBE_BYTES = 256 * 2 ** 20  # far above any CPU's last-level cache; a fraction of a second to copy
 PROBE_COPIES = 3
-PROBE_SPACING = 50  # probe again once the session ran this many times the last probe's cost since it
+PROBE_SPACING = 50  # probe again once the process ran this many times the last probe's cost since it
 # A copy reads 70 to 90% of its device's own figure on a quiet GPU (81% on an H200), and about a tenth
 # of it on the smallest MIG slice (an eighth of an A100's or H100's memory), whose figure may be the
 # whole GPU's: a probe below this share of the figure was disturbed (an H200 read 0.8% with the
@@ -82,13 +85,25 @@ class Bandwidth:
     """What the session knows of a device's memory bandwidth when a case is computed."""
 
     measured: float | None  # the best copy probe so far, bytes/s; None when no probe fitted in memory
-    probes: int  # probes read so far in this session
+    probes: int  # probes read so far in this process
     device: float | None = None  # the device's own figure, bytes/s
     device_source: str = ""  # where that figure came from, or why there is none
 
 
 class Probe:
-    """The copy bandwidth of one device through a session: the best of the probes so far."""
+    """The copy bandwidth of one device through the process: the best of the probes so far. Sessions
+    take theirs from ``Probe.of``, one per device and process."""
+
+    _of_process: dict[str, Probe] = {}
+
+    @classmethod
+    def of(cls, device: str, sync) -> Probe:
+        """This process's probe of ``device``, made on first use; ``sync`` waits for the device."""
+        probe = cls._of_process.get(device)
+        if probe is None:
+            probe = cls._of_process[device] = cls(device, sync)
+        probe.sync = sync
+        return probe
 
     def __init__(self, device: str, sync):
         self.device, self.sync = device, sync

@@ -58,7 +58,6 @@ class PerfSession:
         self._causes: dict[tuple[ModelSpec, WorkloadSpec], dict] = {}
         self._out_of_memory: dict[tuple[ModelSpec, WorkloadSpec, str], OutOfMemory] = {}
         self.batch_searches: dict[tuple[ModelSpec, WorkloadSpec, str], object] = {}  # max_batch.BatchSearch
-        self._bandwidth: dict[str, object] = {}  # device -> roofline.Probe
         self._telemetry: dict[str, object] = {}  # device -> telemetry.Source
 
     def target(self, spec: ModelSpec) -> LoadedModel:
@@ -148,16 +147,14 @@ class PerfSession:
         return {record["extra_info"]["outputs"]: record["output_ids"] for record in self.records if record["timed"]}
 
     def memory_bandwidth(self, target: LoadedModel, again: bool = False):
-        """The device's memory bandwidth as the session knows it now (``roofline.Bandwidth``): the copy
+        """The device's memory bandwidth as this process knows it now (``roofline.Bandwidth``): the copy
         probe is run on first use, again when it is due (``roofline.Probe``) or ``again``, and the best
         reading kept. A probe whose buffers do not fit beside what the cases hold is skipped (no
         roofline until one fits)."""
         from ..measure.memory import free, is_out_of_memory
         from ..measure.roofline import Probe
 
-        probe = self._bandwidth.get(target.device)
-        if probe is None:
-            probe = self._bandwidth[target.device] = Probe(target.device, target.sync)
+        probe = Probe.of(target.device, target.sync)
         if again or probe.due():
             try:  # the probe's buffers leave torch's cache, not to count in later cases
                 probe.run(free if target.device.startswith("cuda") else lambda device: None)

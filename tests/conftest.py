@@ -45,7 +45,11 @@ def freeze_the_heap_of_the_libraries() -> None:
     as it is (``measure/instruments.py: Collector``), so the collections around each pytester run's
     rounds scan only what is newer. This process runs hundreds of sessions over a heap of about 400,000
     objects, where each full collection costs 0.2 to 0.4 s on 2 cores: a fifth of the suite's time
-    before. ``test_hygiene.py`` unfreezes it for the tests of a project that froze nothing."""
+    before. ``test_hygiene.py`` unfreezes it for the tests of a project that froze nothing.
+
+    Done once the tests are collected (their modules frozen too), so only where tests run: a run
+    without ``-n``, and each xdist worker. The controller of ``-n 2`` collects nothing, and so no longer
+    spends 4 s importing these before it starts its workers."""
     import gc
 
     import datasets  # noqa: F401
@@ -59,7 +63,10 @@ def freeze_the_heap_of_the_libraries() -> None:
     gc.freeze()
 
 
-freeze_the_heap_of_the_libraries()
+
+def pytest_collection_finish(session):
+    freeze_the_heap_of_the_libraries()
+
 
 def resolved_auto_device() -> str:
     """What ``--llmperf-device auto`` (the default) resolves to here: the tests also run on a GPU machine."""

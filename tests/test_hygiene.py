@@ -122,10 +122,12 @@ def test_gc_mode_is_validated(run_suite):
 
 # -- threads ----------------------------------------------------------------------------------------
 
-def test_threads_option_sets_torch_threads_and_is_recorded(pytester):
-    """In a fresh process, as a user runs it: inter-op threads can only be set before torch works."""
+def test_threads_option_sets_torch_threads_and_is_recorded(pytester, monkeypatch):
+    """In a fresh process, as a user runs it: inter-op threads can only be set before torch works. Its
+    torch would start with two intra-op threads (not the one an xdist worker of this suite passes on)."""
     from conftest import FAST, SUITE
 
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     pytester.makepyfile(test_perf=SUITE)
     result = pytester.runpytest_subprocess(*FAST, *MANUAL_BS2, "--llmperf-threads=1", "--benchmark-json=bench.json")
     result.assert_outcomes(passed=1)

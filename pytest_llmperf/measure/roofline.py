@@ -47,9 +47,11 @@ imported by the plugin before a case runs.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 
+from ..model.loading import synchronize
 from ..model.quantization import tensor_bytes, weight_bytes
 
 PROBE_BYTES = 256 * 2 ** 20  # far above any CPU's last-level cache; a fraction of a second to copy
@@ -82,7 +84,7 @@ def copy_bandwidth(device: str, sync, nbytes: int = PROBE_BYTES, copies: int = P
 
 @dataclass(frozen=True)
 class Bandwidth:
-    """What the session knows of a device's memory bandwidth when a case is computed."""
+    """What the process knows of a device's memory bandwidth when a case is computed."""
 
     measured: float | None  # the best copy probe so far, bytes/s; None when no probe fitted in memory
     probes: int  # probes read so far in this process
@@ -92,18 +94,21 @@ class Bandwidth:
 
 class Probe:
     """The copy bandwidth of one device through the process: the best of the probes so far. Sessions
-    take theirs from ``Probe.of``, one per device and process."""
+    take theirs from ``Probe.of``: one per device and process, and on a CPU one per thread count too
+    (a copy on more threads moves more; a session with ``--llmperf-threads 1`` is measured against
+    what one thread can move, as it was when each session probed for itself)."""
 
-    _of_process: dict[str, Probe] = {}
+    _of_process: dict[tuple[str, int], Probe] = {}
 
     @classmethod
-    def of(cls, device: str, sync) -> Probe:
-        """This process's probe of ``device``, made on first use; ``sync`` waits for the device."""
-        probe = cls._of_process.get(device)
-        if probe is None:
-            probe = cls._of_process[device] = cls(device, sync)
-        probe.sync = sync
-        return probe
+    def of(cls, device: str) -> Probe:
+        """This process's probe of ``device`` (at torch's current thread count on a CPU), made on first use."""
+        import torch
+
+        key = (device, torch.get_num_threads() if device == "cpu" else 0)
+        if key not in cls._of_process:
+            cls._of_process[key] = cls(device, functools.partial(synchronize, device))
+        return cls._of_process[key]
 
     def __init__(self, device: str, sync):
         self.device, self.sync = device, sync

@@ -34,6 +34,15 @@ class UnsupportedCombination(LoadError):
     """The model loads, but not in this combination (e.g. an attention it does not implement): a skip."""
 
 
+
+def synchronize(device: str) -> None:
+    """Wait for the work queued on ``device`` (CUDA); other devices run it before returning."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
 @dataclass
 class LoadedModel:
     spec: ModelSpec
@@ -71,10 +80,7 @@ class LoadedModel:
 
     def sync(self) -> None:
         """Wait for queued device work, so a clock read measures finished work."""
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize(self.device)
+        synchronize(self.device)
 
     def compile_config(self):
         """transformers' ``CompileConfig`` for the requested mode, or None for ``none``."""

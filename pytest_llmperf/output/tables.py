@@ -116,7 +116,7 @@ def _roofline(info: dict) -> str:
 
 
 def _bandwidth_note(infos: list[dict]) -> str:
-    """``; roofline: of 12.3 GB/s copy bandwidth (best of 4 probes; ...)``: the session's best probe,
+    """``; roofline: of 12.3 GB/s copy bandwidth (best of 4 probes; ...)``: the process's best probe,
     beside the device's own figure or why there is none."""
     best = max((info for info in infos if info.get("memory_bandwidth_gb_s")),
                key=lambda info: (info["memory_bandwidth_gb_s"], info.get("memory_bandwidth_probes") or 0), default=None)

@@ -154,7 +154,7 @@ class PerfSession:
         from ..measure.memory import free, is_out_of_memory
         from ..measure.roofline import Probe
 
-        probe = Probe.of(target.device, target.sync)
+        probe = Probe.of(target.device)
         if again or probe.due():
             try:  # the probe's buffers leave torch's cache, not to count in later cases
                 probe.run(free if target.device.startswith("cuda") else lambda device: None)

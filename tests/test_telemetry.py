@@ -188,6 +188,22 @@ def test_the_probe_keeps_its_best_reading_and_waits_fifty_times_its_cost_before_
     assert reading.probes == 2 and reading.measured == max(probe.readings) and len(probe.readings) == 2
 
 
+def test_a_reading_above_the_devices_own_figure_is_not_the_best_once_a_possible_one_is_read():
+    """A copy cannot beat its device: such a reading was disturbed (a clock read before the copy finished).
+    Kept as the best, it would leave the rest of the process without a roofline."""
+    step, latency = roofline.DecodeBytes(weights=1_000_000, kv_per_token=1_000), {"itl_ms_p50": 2.0,
+                                                                                  "decode_tokens_per_s": 2000.0}
+    probe = roofline.Probe("cpu", lambda: None)
+    probe.device_figure = 100e9  # as CUDA gives it
+    probe.readings.append(150e9)
+    impossible = roofline.efficiency(step, probe.reading(), latency, 90, 20)
+    assert impossible["roofline_fraction"] is None and "above the device's own 100 GB/s" in impossible["roofline_note"]
+    probe.readings.append(80e9)
+    reading = probe.reading()
+    assert reading.measured == 80e9 and reading.probes == 2
+    assert roofline.efficiency(step, reading, latency, 90, 20)["roofline_note"] is None
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_on_a_gpu_the_probe_reads_below_the_devices_own_figure():
     figure, source = roofline.device_bandwidth("cuda")

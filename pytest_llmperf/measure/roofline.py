@@ -39,7 +39,8 @@ A fraction above 1, or a probe above the device's own figure or below ``PROBE_MI
 it, is impossible: the probe was disturbed. The fraction is then None, ``roofline_note`` says why,
 and no floor judges it. (On a GPU a launch-bound decode, as the built-in model's, moves far less
 than the memory can, so a probe read 100 times too low there still gives a fraction below 1: only
-the device's own figure shows it.)
+the device's own figure shows it.) A reading above that figure is not the best once a possible one
+has been read (``Probe.reading``).
 
 The fraction needs a case's latency (``latency.py``); without it it is None. Nothing here is
 imported by the plugin before a case runs.
@@ -132,7 +133,12 @@ class Probe:
             self._next_at = start + (1 + PROBE_SPACING) * self.cost_s
 
     def reading(self) -> Bandwidth:
-        return Bandwidth(max(self.readings, default=None), len(self.readings), self.device_figure, self.device_source)
+        """The best reading no faster than the device's own figure: one above it cannot be, and kept as the
+        best it would leave every later case of the process "probe disturbed", whatever the probes after it
+        read. Only when every reading is above it is the best of them given (and said to be disturbed)."""
+        possible = [value for value in self.readings if self.device_figure is None or value <= self.device_figure]
+        return Bandwidth(max(possible or self.readings, default=None), len(self.readings), self.device_figure,
+                         self.device_source)
 
 
 def device_bandwidth(device: str) -> tuple[float | None, str]:

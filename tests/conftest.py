@@ -63,7 +63,6 @@ def freeze_the_heap_of_the_libraries() -> None:
     gc.freeze()
 
 
-
 def pytest_collection_finish(session):
     freeze_the_heap_of_the_libraries()
 

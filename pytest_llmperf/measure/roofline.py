@@ -21,7 +21,8 @@ case reached is
   few times, counting the read and the write), so it is this machine's real limit, not a
   datasheet figure. A probe run while other work loads the machine reads low (0.8 to 11 GB/s
   were seen on a machine that gives 40 GB/s when quiet), so it is repeated through the process,
-  after a case's rounds, and the best reading is kept (``Probe``, one per device and process):
+  after a case's rounds, and the best reading is kept (``Probe``, one per device and process, and
+  on a CPU per thread count):
   again whenever the process has run ``PROBE_SPACING`` times the last probe's cost since it, which
   bounds its cost to about 1/``PROBE_SPACING`` of the run, and at once when a case decoded faster
   than the best reading allows. A process that runs several sessions (pytester's in-process runs,

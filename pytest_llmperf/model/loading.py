@@ -34,7 +34,6 @@ class UnsupportedCombination(LoadError):
     """The model loads, but not in this combination (e.g. an attention it does not implement): a skip."""
 
 
-
 def synchronize(device: str) -> None:
     """Wait for the work queued on ``device`` (CUDA); other devices run it before returning."""
     if device.startswith("cuda"):

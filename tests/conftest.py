@@ -136,6 +136,17 @@ def busy_warnings(result) -> int:
 
 
 @pytest.fixture
+def torch_threads_put_back():
+    """For a test whose in-process sessions set torch's threads (``--llmperf-threads``, or a fixture on
+    top of this one): this process's threads as they were, after it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def judged_as_measured(monkeypatch):
     """For tests that check what a floor or a ceiling does with the rounds as measured: as on a kernel
     that does not report the time threads wait for a CPU (macOS). Where it does (Linux), a floor

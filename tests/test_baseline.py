@@ -73,14 +73,11 @@ def test_throughput(llmperf, strategy, batch_size):
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
+def one_torch_thread(torch_threads_put_back):
     """torch's threads, for this test only (pytester runs in this process)."""
     import torch
 
-    threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def save_baseline(run_suite, *args):

@@ -286,16 +286,12 @@ def test_a_second_session_in_the_process_keeps_the_probe_readings_of_the_first(a
     assert second["memory_bandwidth_gb_s"] == 1e4 and second["roofline_note"] is None
 
 
-def test_a_session_with_other_threads_probes_again(a_process_that_never_probed, run_suite, pytester):
+def test_a_session_with_other_threads_probes_again(a_process_that_never_probed, torch_threads_put_back, run_suite):
     """A copy on more threads moves more: a CPU's readings are kept per thread count (the sessions run in
     this process, so ``--llmperf-threads`` sets its threads: set back after)."""
-    threads = torch.get_num_threads()
     args = ("--llmperf-strategies=manual", "--llmperf-batch-sizes=1", "--llmperf-device=cpu")
-    try:
-        run_suite(*args, "--llmperf-threads=1").assert_outcomes(passed=1)
-        run_suite(*args, "--llmperf-threads=2").assert_outcomes(passed=1)
-    finally:
-        torch.set_num_threads(threads)
+    run_suite(*args, "--llmperf-threads=1").assert_outcomes(passed=1)
+    run_suite(*args, "--llmperf-threads=2").assert_outcomes(passed=1)
     assert sorted(roofline.Probe._of_process) == [("cpu", 1), ("cpu", 2)]
 
 
